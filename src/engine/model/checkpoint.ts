@@ -1,0 +1,111 @@
+import { LopperError } from '../errors';
+import type { LlamaConfig } from './config';
+import type { Tensor } from './tensor';
+import type { Tokenizer } from './tokenizer';
+
+/**
+ * The single model representation: a normalized config, named tensors in Hugging Face
+ * naming and layout (rotate-half RoPE; weights [out, in]), and a tokenizer. Every
+ * importer produces one, every exporter and the engine consume one.
+ *
+ * Shapes (D hidden, F intermediate, H heads, Hkv kv heads, hd head dim, V vocab):
+ *   model.embed_tokens.weight                       [V, D]
+ *   model.layers.{i}.input_layernorm.weight         [D]
+ *   model.layers.{i}.self_attn.q_proj.weight        [H*hd, D]    (+ .bias [H*hd] if qkvBias)
+ *   model.layers.{i}.self_attn.k_proj.weight        [Hkv*hd, D]  (+ .bias)
+ *   model.layers.{i}.self_attn.v_proj.weight        [Hkv*hd, D]  (+ .bias)
+ *   model.layers.{i}.self_attn.o_proj.weight        [D, H*hd]    (+ .bias [D] if oBias)
+ *   model.layers.{i}.post_attention_layernorm.weight [D]
+ *   model.layers.{i}.mlp.gate_proj.weight           [F, D]       (+ .bias if mlpBias)
+ *   model.layers.{i}.mlp.up_proj.weight             [F, D]       (+ .bias)
+ *   model.layers.{i}.mlp.down_proj.weight           [D, F]       (+ .bias [D])
+ *   model.norm.weight                               [D]
+ *   lm_head.weight                                  [V, D]       (absent when tied)
+ */
+export interface Checkpoint {
+  config: LlamaConfig;
+  tensors: Map<string, Tensor>;
+  tokenizer: Tokenizer;
+  /** Where it came from, for messages (a path or a URL). */
+  source: string;
+  /** The source format, so exporters can write the same kind back. */
+  format: 'llama2c' | 'hf';
+}
+
+export const layerPrefix = (i: number) => `model.layers.${i}.`;
+
+/** Names and expected shapes of every tensor the config calls for. */
+export function expectedTensors(c: LlamaConfig): Map<string, number[]> {
+  const D = c.hiddenSize;
+  const F = c.intermediateSize;
+  const q = c.numHeads * c.headDim;
+  const kv = c.numKvHeads * c.headDim;
+  const out = new Map<string, number[]>();
+  out.set('model.embed_tokens.weight', [c.vocabSize, D]);
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = layerPrefix(i);
+    out.set(p + 'input_layernorm.weight', [D]);
+    out.set(p + 'self_attn.q_proj.weight', [q, D]);
+    out.set(p + 'self_attn.k_proj.weight', [kv, D]);
+    out.set(p + 'self_attn.v_proj.weight', [kv, D]);
+    out.set(p + 'self_attn.o_proj.weight', [D, q]);
+    if (c.qkvBias) {
+      out.set(p + 'self_attn.q_proj.bias', [q]);
+      out.set(p + 'self_attn.k_proj.bias', [kv]);
+      out.set(p + 'self_attn.v_proj.bias', [kv]);
+    }
+    if (c.oBias) out.set(p + 'self_attn.o_proj.bias', [D]);
+    out.set(p + 'post_attention_layernorm.weight', [D]);
+    out.set(p + 'mlp.gate_proj.weight', [F, D]);
+    out.set(p + 'mlp.up_proj.weight', [F, D]);
+    out.set(p + 'mlp.down_proj.weight', [D, F]);
+    if (c.mlpBias) {
+      out.set(p + 'mlp.gate_proj.bias', [F]);
+      out.set(p + 'mlp.up_proj.bias', [F]);
+      out.set(p + 'mlp.down_proj.bias', [D]);
+    }
+  }
+  out.set('model.norm.weight', [D]);
+  if (!c.tieWordEmbeddings) out.set('lm_head.weight', [c.vocabSize, D]);
+  return out;
+}
+
+/**
+ * Check that `tensors` holds exactly what the config calls for, with the right shapes.
+ * Extra tensors that HF checkpoints commonly carry (rotary inv_freq) are dropped; a tied
+ * model's redundant lm_head.weight is dropped too.
+ */
+export function validateTensors(c: LlamaConfig, tensors: Map<string, Tensor>, file: string): Map<string, Tensor> {
+  const expected = expectedTensors(c);
+  for (const [name, shape] of expected) {
+    const t = tensors.get(name);
+    if (!t) throw new LopperError('missing-tensor', `missing tensor "${name}" (expected shape [${shape}])`, file);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new LopperError(
+        'shape-mismatch',
+        `tensor "${name}" has shape [${t.shape}] but the config implies [${shape}]`,
+        file,
+      );
+    }
+  }
+  const kept = new Map<string, Tensor>();
+  for (const [name, t] of tensors) if (expected.has(name)) kept.set(name, t);
+  return kept;
+}
+
+export function tensor(ck: Checkpoint, name: string): Tensor {
+  const t = ck.tensors.get(name);
+  if (!t) throw new LopperError('missing-tensor', `missing tensor "${name}"`, ck.source);
+  return t;
+}
+
+/** The LM head's weight: lm_head.weight, or the embedding when tied. */
+export function lmHeadName(c: LlamaConfig): string {
+  return c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+}
+
+export function parameterCount(ck: Checkpoint): number {
+  let n = 0;
+  for (const t of ck.tensors.values()) n += t.data.length;
+  return n;
+}

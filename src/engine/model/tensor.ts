@@ -1,0 +1,116 @@
+import { LopperError } from '../errors';
+
+/** Storage dtypes a Checkpoint keeps as they came (F16/BF16 are not widened on import). */
+export type DType = 'f32' | 'f16' | 'bf16';
+
+export interface Tensor {
+  dtype: DType;
+  shape: number[];
+  /** f32: Float32Array; f16 and bf16: the raw 16-bit patterns. */
+  data: Float32Array | Uint16Array;
+}
+
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+export function f32Tensor(shape: number[], data?: Float32Array): Tensor {
+  const n = numel(shape);
+  if (data && data.length !== n) throw new Error(`f32Tensor: ${data.length} values for shape [${shape}]`);
+  return { dtype: 'f32', shape, data: data ?? new Float32Array(n) };
+}
+
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+export function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+export function bf16ToF32(b: number): number {
+  u32Scratch[0] = b << 16;
+  return f32Scratch[0];
+}
+
+/** Round-to-nearest-even float → bf16 bits. */
+export function f32ToBf16(x: number): number {
+  f32Scratch[0] = x;
+  const u = u32Scratch[0];
+  if ((u & 0x7f800000) === 0x7f800000 && u & 0x7fffff) return 0x7fc0; // NaN
+  return ((u + 0x7fff + ((u >> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** Round-to-nearest-even float → IEEE half bits. */
+export function f32ToF16(x: number): number {
+  f32Scratch[0] = x;
+  const u = u32Scratch[0];
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let mant = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && half & 1)) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
+  return sign | half;
+}
+
+/** The tensor's values as float32 (a copy for f16/bf16, the same array for f32). */
+export function toFloat32(t: Tensor): Float32Array {
+  if (t.dtype === 'f32') return t.data as Float32Array;
+  const src = t.data as Uint16Array;
+  const out = new Float32Array(src.length);
+  if (t.dtype === 'bf16') {
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < src.length; i++) u[i] = src[i] << 16;
+  } else {
+    for (let i = 0; i < src.length; i++) out[i] = f16ToF32(src[i]);
+  }
+  return out;
+}
+
+/** Store float values in the given dtype (rounding to nearest even). */
+export function fromFloat32(values: Float32Array, shape: number[], dtype: DType): Tensor {
+  if (dtype === 'f32') return { dtype, shape, data: values };
+  const out = new Uint16Array(values.length);
+  const conv = dtype === 'bf16' ? f32ToBf16 : f32ToF16;
+  for (let i = 0; i < values.length; i++) out[i] = conv(values[i]);
+  return { dtype, shape, data: out };
+}
+
+export function bytesPerElement(dtype: DType): number {
+  return dtype === 'f32' ? 4 : 2;
+}
+
+export function parseDType(name: string, file?: string): DType {
+  switch (name) {
+    case 'F32':
+      return 'f32';
+    case 'F16':
+      return 'f16';
+    case 'BF16':
+      return 'bf16';
+    default:
+      throw new LopperError('unknown-dtype', `unknown or unsupported dtype "${name}" (lopper reads F32, F16, BF16)`, file);
+  }
+}
+
+export function dtypeName(dtype: DType): 'F32' | 'F16' | 'BF16' {
+  return dtype === 'f32' ? 'F32' : dtype === 'f16' ? 'F16' : 'BF16';
+}
