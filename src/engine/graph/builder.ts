@@ -1,0 +1,108 @@
+import {
+  ElemType,
+  encodeModel,
+  type AttrValue,
+  type GraphSpec,
+  type InitializerSpec,
+  type NodeSpec,
+  type ValueSpec,
+} from './onnx-proto';
+
+export { ElemType };
+
+/** The opset lopper's graphs use (ReduceMean/ReduceSum take axes as an input since 18). */
+export const OPSET = 18;
+
+/**
+ * Builds one ONNX graph op by op. Each op returns the name of its output, so graph code
+ * reads like the maths: `const h = g.add(x, g.matmul(n, w))`.
+ */
+export class GraphBuilder {
+  private nodes: NodeSpec[] = [];
+  private inits: InitializerSpec[] = [];
+  private inputs: ValueSpec[] = [];
+  private outputs: ValueSpec[] = [];
+  private constCache = new Map<string, string>();
+  private counter = 0;
+
+  constructor(private readonly name: string) {}
+
+  private fresh(hint: string): string {
+    return `${hint}_${this.counter++}`;
+  }
+
+  input(name: string, elemType: ElemType, dims: (number | string)[]): string {
+    this.inputs.push({ name, elemType, dims });
+    return name;
+  }
+
+  /** Mark `value` as a graph output called `name` (adds an Identity when the names differ). */
+  output(value: string, name: string, elemType: ElemType, dims: (number | string)[]): void {
+    if (value !== name) this.op('Identity', [value], {}, name);
+    this.outputs.push({ name, elemType, dims });
+  }
+
+  /** A float32 weight. */
+  weight(name: string, dims: number[], data: Float32Array): string {
+    this.inits.push({ name, elemType: ElemType.FLOAT, dims, raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    return name;
+  }
+
+  /** An int64 constant (shapes, axes, indices), shared between uses. */
+  ints(values: number[]): string {
+    const key = 'i64:' + values.join(',');
+    let name = this.constCache.get(key);
+    if (!name) {
+      name = this.fresh('const_i64');
+      const raw = new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer);
+      this.inits.push({ name, elemType: ElemType.INT64, dims: [values.length], raw });
+      this.constCache.set(key, name);
+    }
+    return name;
+  }
+
+  /** A float32 scalar constant. */
+  scalar(value: number): string {
+    const key = 'f32:' + value;
+    let name = this.constCache.get(key);
+    if (!name) {
+      name = this.fresh('const_f32');
+      this.inits.push({ name, elemType: ElemType.FLOAT, dims: [], raw: new Uint8Array(Float32Array.of(value).buffer) });
+      this.constCache.set(key, name);
+    }
+    return name;
+  }
+
+  /** Add a node; returns its (first) output. */
+  op(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outName?: string): string {
+    const out = outName ?? this.fresh(op.toLowerCase());
+    this.nodes.push({ op, inputs, outputs: [out], name: this.fresh('n_' + op), attrs });
+    return out;
+  }
+
+  /** Add a node with several outputs. */
+  opN(op: string, inputs: string[], nOut: number, attrs: Record<string, AttrValue> = {}): string[] {
+    const outs = Array.from({ length: nOut }, () => this.fresh(op.toLowerCase()));
+    this.nodes.push({ op, inputs, outputs: outs, name: this.fresh('n_' + op), attrs });
+    return outs;
+  }
+
+  // Shorthands for the ops lopper uses most.
+  add = (a: string, b: string) => this.op('Add', [a, b]);
+  sub = (a: string, b: string) => this.op('Sub', [a, b]);
+  mul = (a: string, b: string) => this.op('Mul', [a, b]);
+  div = (a: string, b: string) => this.op('Div', [a, b]);
+  matmul = (a: string, b: string) => this.op('MatMul', [a, b]);
+  reshape = (x: string, shape: number[]) => this.op('Reshape', [x, this.ints(shape)]);
+  transpose = (x: string, perm: number[]) => this.op('Transpose', [x], { perm });
+  reduceMean = (x: string, axes: number[], keepdims = 1) => this.op('ReduceMean', [x, this.ints(axes)], { keepdims });
+  reduceSum = (x: string, axes: number[], keepdims = 1) => this.op('ReduceSum', [x, this.ints(axes)], { keepdims });
+
+  spec(): GraphSpec {
+    return { name: this.name, nodes: this.nodes, initializers: this.inits, inputs: this.inputs, outputs: this.outputs };
+  }
+
+  encode(): Uint8Array {
+    return encodeModel(this.spec(), { opset: OPSET });
+  }
+}

@@ -1,0 +1,221 @@
+import { layerPrefix, lmHeadName, tensor, type Checkpoint } from '../model/checkpoint';
+import { toFloat32 } from '../model/tensor';
+import { ElemType, GraphBuilder } from './builder';
+
+/**
+ * What a graph computes. Both run the same decoder; they differ in inputs and outputs.
+ *
+ * window: B windows of T tokens each, no cache. Inputs input_ids [B,T] (int64),
+ *   rope_cos/rope_sin [T,hd], mask [T,T] (additive causal), targets [B,T] when nll.
+ *   Outputs any of
+ *     logits [B,T,V];
+ *     nll [B,T]: −log p(targets[b,t] | tokens ≤ t);
+ *     stats: stats.cos.{k} [B,T] (cosine between X_k and X_{k+1} per token, k < L) and
+ *            stats.absmean.{k} [B,D] (mean over tokens of |X_k| per channel, k ≤ L),
+ *            so whole hidden states never leave the runtime.
+ *
+ * decode: generation with a KV cache. Inputs input_ids [B,T], rope_cos/rope_sin [T,hd]
+ *   for positions P..P+T−1, mask [T,P+T], past.{i}.key/value [B,Hkv,P,hd]. Outputs
+ *   logits [B,V] of the last position and present.{i}.key/value [B,Hkv,P+T,hd].
+ */
+export type Program = { kind: 'window'; logits?: boolean; nll?: boolean; stats?: boolean } | { kind: 'decode' };
+
+export function programKey(p: Program): string {
+  return p.kind === 'decode' ? 'decode' : `window:${p.logits ? 'L' : ''}${p.nll ? 'N' : ''}${p.stats ? 'S' : ''}`;
+}
+
+/** [out, in] row-major → [in, out], so the graph can use MatMul(x [.., in], W [in, out]). */
+function transposed(w: Float32Array, rows: number, cols: number, scale = 1): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const src = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = w[src + c] * scale;
+  }
+  return out;
+}
+
+/** Several [out_i, in] weights side by side as one [in, Σout_i] matrix (one MatMul instead of several). */
+function fusedTransposed(parts: { w: Float32Array; rows: number; scale?: number }[], cols: number): Float32Array {
+  const total = parts.reduce((s, p) => s + p.rows, 0);
+  const out = new Float32Array(cols * total);
+  let off = 0;
+  for (const { w, rows, scale = 1 } of parts) {
+    for (let r = 0; r < rows; r++) {
+      const src = r * cols;
+      for (let c = 0; c < cols; c++) out[c * total + off + r] = w[src + c] * scale;
+    }
+    off += rows;
+  }
+  return out;
+}
+
+function concat(parts: Float32Array[], scales: number[]): Float32Array {
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let off = 0;
+  parts.forEach((p, i) => {
+    for (let j = 0; j < p.length; j++) out[off + j] = p[j] * scales[i];
+    off += p.length;
+  });
+  return out;
+}
+
+export function buildLlamaGraph(ck: Checkpoint, program: Program): Uint8Array {
+  const c = ck.config;
+  const D = c.hiddenSize;
+  const F = c.intermediateSize;
+  const H = c.numHeads;
+  const Hkv = c.numKvHeads;
+  const hd = c.headDim;
+  const G = H / Hkv; // query heads per kv head
+  const V = c.vocabSize;
+  const L = c.numLayers;
+  const qDim = H * hd;
+  const kvDim = Hkv * hd;
+  const w = (name: string) => toFloat32(tensor(ck, name));
+  const g = new GraphBuilder(`lopper_${programKey(program)}`);
+  const decode = program.kind === 'decode';
+
+  // ---- inputs ----
+  const ids = g.input('input_ids', ElemType.INT64, ['B', 'T']);
+  const cos = g.input('rope_cos', ElemType.FLOAT, ['T', hd]);
+  const sin = g.input('rope_sin', ElemType.FLOAT, ['T', hd]);
+  const mask = g.input('mask', ElemType.FLOAT, ['T', decode ? 'S' : 'T']);
+
+  // rotate_half(x)·sin = concat(x2, x1)·[−sin₁, sin₂]: fold the sign into the table once.
+  const [sin1, sin2] = g.opN('Split', [sin, g.ints([hd / 2, hd / 2])], 2, { axis: -1 });
+  const sinSigned = g.op('Concat', [g.op('Neg', [sin1]), sin2], { axis: -1 });
+  const cos4 = g.reshape(cos, [1, 1, -1, hd]); // [1,1,T,hd]
+  const sin4 = g.reshape(sinSigned, [1, 1, -1, hd]);
+  const rope = (x: string) => {
+    // x [B,h,T,hd]
+    const [x1, x2] = g.opN('Split', [x, g.ints([hd / 2, hd / 2])], 2, { axis: -1 });
+    return g.add(g.mul(x, cos4), g.mul(g.op('Concat', [x2, x1], { axis: -1 }), sin4));
+  };
+
+  // RMSNorm(x)·gain, as the pattern onnxruntime fuses into SimplifiedLayerNormalization.
+  // Returns the mean square too: the calibration statistics reuse it for ‖x‖.
+  const eps = g.scalar(c.rmsNormEps);
+  const rmsNorm = (x: string, gain: string) => {
+    const ms = g.reduceMean(g.op('Pow', [x, g.scalar(2)]), [-1]); // [B,T,1]
+    const y = g.mul(g.div(x, g.op('Sqrt', [g.add(ms, eps)])), gain);
+    return { y, ms };
+  };
+
+  // ---- embedding ----
+  // model.embed_tokens.weight [V, D]
+  const embed = g.weight('embed', [V, D], w('model.embed_tokens.weight'));
+  let x = g.op('Gather', [embed, ids], { axis: 0 }); // X_0 [B,T,D]
+
+  const stats = program.kind === 'window' && program.stats;
+  const prevMs: string[] = []; // mean square of X_k, per k
+  const streams: string[] = [x];
+
+  for (let i = 0; i < L; i++) {
+    const p = layerPrefix(i);
+    const scale = 1 / Math.sqrt(hd); // folded into W_q (and b_q)
+
+    // ---- attention ----
+    const attNorm = rmsNorm(x, g.weight(`l${i}.att_norm`, [D], w(p + 'input_layernorm.weight')));
+    prevMs.push(attNorm.ms);
+    // q_proj [H*hd, D], k_proj [Hkv*hd, D], v_proj [Hkv*hd, D] → W_qkv [D, H*hd + 2·Hkv*hd]
+    const wqkv = fusedTransposed(
+      [
+        { w: w(p + 'self_attn.q_proj.weight'), rows: qDim, scale },
+        { w: w(p + 'self_attn.k_proj.weight'), rows: kvDim },
+        { w: w(p + 'self_attn.v_proj.weight'), rows: kvDim },
+      ],
+      D,
+    );
+    let qkv = g.matmul(attNorm.y, g.weight(`l${i}.wqkv`, [D, qDim + 2 * kvDim], wqkv)); // [B,T,qDim+2kvDim]
+    if (c.qkvBias) {
+      const b = concat(
+        [w(p + 'self_attn.q_proj.bias'), w(p + 'self_attn.k_proj.bias'), w(p + 'self_attn.v_proj.bias')],
+        [scale, 1, 1],
+      );
+      qkv = g.add(qkv, g.weight(`l${i}.bqkv`, [qDim + 2 * kvDim], b));
+    }
+    const [q0, k0, v0] = g.opN('Split', [qkv, g.ints([qDim, kvDim, kvDim])], 3, { axis: -1 });
+    const heads = (t: string, n: number) => g.transpose(g.reshape(t, [0, 0, n, hd]), [0, 2, 1, 3]); // [B,n,T,hd]
+    const q = rope(heads(q0, H)); // [B,H,T,hd]
+    let k = rope(heads(k0, Hkv)); // [B,Hkv,T,hd]
+    let v = heads(v0, Hkv);
+    if (decode) {
+      const pastK = g.input(`past.${i}.key`, ElemType.FLOAT, ['B', Hkv, 'P', hd]);
+      const pastV = g.input(`past.${i}.value`, ElemType.FLOAT, ['B', Hkv, 'P', hd]);
+      k = g.op('Concat', [pastK, k], { axis: 2 }); // [B,Hkv,S,hd]
+      v = g.op('Concat', [pastV, v], { axis: 2 });
+      g.output(k, `present.${i}.key`, ElemType.FLOAT, ['B', Hkv, 'S', hd]);
+      g.output(v, `present.${i}.value`, ElemType.FLOAT, ['B', Hkv, 'S', hd]);
+    }
+    // GQA without copying K/V: group the query heads of each kv head and let MatMul broadcast.
+    const qg = g.reshape(q, [0, Hkv, G, -1, hd]); // [B,Hkv,G,T,hd]
+    const kT = g.op('Unsqueeze', [g.transpose(k, [0, 1, 3, 2]), g.ints([2])]); // [B,Hkv,1,hd,S]
+    const vg = g.op('Unsqueeze', [v, g.ints([2])]); // [B,Hkv,1,S,hd]
+    const scores = g.add(g.matmul(qg, kT), mask); // [B,Hkv,G,T,S]
+    const att = g.matmul(g.op('Softmax', [scores], { axis: -1 }), vg); // [B,Hkv,G,T,hd]
+    const merged = g.reshape(g.transpose(g.reshape(att, [0, H, -1, hd]), [0, 2, 1, 3]), [0, 0, qDim]); // [B,T,H*hd]
+    // o_proj [D, H*hd]
+    let o = g.matmul(merged, g.weight(`l${i}.wo`, [qDim, D], transposed(w(p + 'self_attn.o_proj.weight'), D, qDim)));
+    if (c.oBias) o = g.add(o, g.weight(`l${i}.bo`, [D], w(p + 'self_attn.o_proj.bias')));
+    const h = g.add(x, o);
+
+    // ---- feed-forward ----
+    const ffnNorm = rmsNorm(h, g.weight(`l${i}.ffn_norm`, [D], w(p + 'post_attention_layernorm.weight')));
+    // gate_proj [F, D], up_proj [F, D] → W_gu [D, 2F]
+    const wgu = fusedTransposed(
+      [
+        { w: w(p + 'mlp.gate_proj.weight'), rows: F },
+        { w: w(p + 'mlp.up_proj.weight'), rows: F },
+      ],
+      D,
+    );
+    let gu = g.matmul(ffnNorm.y, g.weight(`l${i}.wgu`, [D, 2 * F], wgu)); // [B,T,2F]
+    if (c.mlpBias) {
+      gu = g.add(gu, g.weight(`l${i}.bgu`, [2 * F], concat([w(p + 'mlp.gate_proj.bias'), w(p + 'mlp.up_proj.bias')], [1, 1])));
+    }
+    const [gate, up] = g.opN('Split', [gu, g.ints([F, F])], 2, { axis: -1 });
+    const act = g.mul(g.mul(gate, g.op('Sigmoid', [gate])), up); // SiLU(gate) ⊙ up
+    // down_proj [D, F]
+    let down = g.matmul(act, g.weight(`l${i}.wdown`, [F, D], transposed(w(p + 'mlp.down_proj.weight'), D, F)));
+    if (c.mlpBias) down = g.add(down, g.weight(`l${i}.bdown`, [D], w(p + 'mlp.down_proj.bias')));
+    x = g.add(h, down); // X_{i+1}
+    streams.push(x);
+  }
+
+  // ---- final norm and LM head ----
+  if (decode) x = g.op('Slice', [x, g.ints([-1]), g.ints([2 ** 62]), g.ints([1])]); // last position [B,1,D]
+  const finalNorm = rmsNorm(x, g.weight('final_norm', [D], w('model.norm.weight')));
+  prevMs.push(finalNorm.ms);
+
+  if (stats) {
+    // cos(X_k, X_{k+1}) per token = <X_k, X_{k+1}> / (D·sqrt(ms_k·ms_{k+1})), ms from the norms above.
+    const dim = g.scalar(D);
+    for (let k = 0; k < L; k++) {
+      const dot = g.reduceSum(g.mul(streams[k], streams[k + 1]), [-1], 0); // [B,T]
+      const norms = g.mul(g.op('Sqrt', [g.mul(prevMs[k], prevMs[k + 1])]), dim); // [B,T,1]
+      g.output(g.div(dot, g.op('Squeeze', [norms, g.ints([-1])])), `stats.cos.${k}`, ElemType.FLOAT, ['B', 'T']);
+    }
+    for (let k = 0; k <= L; k++) {
+      g.output(g.reduceMean(g.op('Abs', [streams[k]]), [1], 0), `stats.absmean.${k}`, ElemType.FLOAT, ['B', D]);
+    }
+  }
+
+  const wantLogits = decode || program.logits || program.nll;
+  if (wantLogits) {
+    // lm_head [V, D] (the embedding when tied)
+    const head = g.weight('lm_head', [D, V], transposed(w(lmHeadName(c)), V, D));
+    const logits = g.matmul(finalNorm.y, head); // [B,T,V]
+    if (decode) {
+      g.output(g.op('Squeeze', [logits, g.ints([1])]), 'logits', ElemType.FLOAT, ['B', V]);
+    } else {
+      if (program.logits) g.output(logits, 'logits', ElemType.FLOAT, ['B', 'T', V]);
+      if (program.nll) {
+        const targets = g.input('targets', ElemType.INT64, ['B', 'T']);
+        const logp = g.op('LogSoftmax', [logits], { axis: -1 });
+        const picked = g.op('GatherElements', [logp, g.op('Unsqueeze', [targets, g.ints([2])])], { axis: 2 }); // [B,T,1]
+        g.output(g.op('Neg', [g.op('Squeeze', [picked, g.ints([2])])]), 'nll', ElemType.FLOAT, ['B', 'T']);
+      }
+    }
+  }
+  return g.encode();
+}

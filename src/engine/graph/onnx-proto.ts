@@ -1,0 +1,217 @@
+/**
+ * A small ONNX ModelProto encoder (protobuf wire format), enough for the graphs lopper
+ * builds: nodes with attributes, raw-data initializers, typed inputs/outputs with
+ * symbolic dims. Messages are encoded as lists of byte chunks so that large weight
+ * buffers are copied exactly once, into the final model bytes.
+ *
+ * Field numbers are from onnx/onnx.proto3.
+ */
+
+export const enum ElemType {
+  FLOAT = 1,
+  INT32 = 6,
+  INT64 = 7,
+  FLOAT16 = 10,
+  BFLOAT16 = 16,
+}
+
+export type AttrValue = number | string | number[] | { floats: number[] } | { float: number };
+
+export interface NodeSpec {
+  op: string;
+  inputs: string[];
+  outputs: string[];
+  name: string;
+  attrs?: Record<string, AttrValue>;
+  domain?: string;
+}
+
+export interface InitializerSpec {
+  name: string;
+  elemType: ElemType;
+  dims: number[];
+  raw: Uint8Array;
+}
+
+export interface ValueSpec {
+  name: string;
+  elemType: ElemType;
+  /** numbers are fixed sizes, strings symbolic dims */
+  dims: (number | string)[];
+}
+
+export interface GraphSpec {
+  name: string;
+  nodes: NodeSpec[];
+  initializers: InitializerSpec[];
+  inputs: ValueSpec[];
+  outputs: ValueSpec[];
+}
+
+/** A message under construction: byte chunks plus their total length. */
+class Msg {
+  chunks: Uint8Array[] = [];
+  length = 0;
+
+  private push(b: Uint8Array) {
+    this.chunks.push(b);
+    this.length += b.length;
+  }
+  private varint(v: number | bigint) {
+    let x = BigInt.asUintN(64, BigInt(v));
+    const out: number[] = [];
+    while (x >= 0x80n) {
+      out.push(Number(x & 0x7fn) | 0x80);
+      x >>= 7n;
+    }
+    out.push(Number(x));
+    this.push(Uint8Array.from(out));
+  }
+  private key(field: number, wire: number) {
+    this.varint((field << 3) | wire);
+  }
+  int(field: number, v: number) {
+    this.key(field, 0);
+    this.varint(v);
+  }
+  float(field: number, v: number) {
+    this.key(field, 5);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, v, true);
+    this.push(b);
+  }
+  bytes(field: number, b: Uint8Array) {
+    this.key(field, 2);
+    this.varint(b.length);
+    this.push(b);
+  }
+  string(field: number, s: string) {
+    this.bytes(field, new TextEncoder().encode(s));
+  }
+  message(field: number, m: Msg) {
+    this.key(field, 2);
+    this.varint(m.length);
+    for (const c of m.chunks) this.push(c);
+  }
+  packedInts(field: number, vs: number[]) {
+    const m = new Msg();
+    for (const v of vs) m.varint(v);
+    this.message(field, m);
+  }
+  packedFloats(field: number, vs: number[]) {
+    const b = new Uint8Array(4 * vs.length);
+    const dv = new DataView(b.buffer);
+    vs.forEach((v, i) => dv.setFloat32(4 * i, v, true));
+    this.bytes(field, b);
+  }
+  concat(): Uint8Array {
+    const out = new Uint8Array(this.length);
+    let o = 0;
+    for (const c of this.chunks) {
+      out.set(c, o);
+      o += c.length;
+    }
+    return out;
+  }
+}
+
+// AttributeProto.AttributeType
+const ATTR_FLOAT = 1;
+const ATTR_INT = 2;
+const ATTR_STRING = 3;
+const ATTR_FLOATS = 6;
+const ATTR_INTS = 7;
+
+function attribute(name: string, v: AttrValue): Msg {
+  const m = new Msg();
+  m.string(1, name);
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v)) throw new Error(`attribute ${name}: use {float: x} for floats`);
+    m.int(3, v);
+    m.int(20, ATTR_INT);
+  } else if (typeof v === 'string') {
+    m.string(4, v);
+    m.int(20, ATTR_STRING);
+  } else if (Array.isArray(v)) {
+    m.packedInts(8, v);
+    m.int(20, ATTR_INTS);
+  } else if ('floats' in v) {
+    m.packedFloats(7, v.floats);
+    m.int(20, ATTR_FLOATS);
+  } else {
+    m.float(2, v.float);
+    m.int(20, ATTR_FLOAT);
+  }
+  return m;
+}
+
+function node(n: NodeSpec): Msg {
+  const m = new Msg();
+  for (const i of n.inputs) m.string(1, i);
+  for (const o of n.outputs) m.string(2, o);
+  m.string(3, n.name);
+  m.string(4, n.op);
+  for (const [k, v] of Object.entries(n.attrs ?? {})) m.message(5, attribute(k, v));
+  if (n.domain) m.string(7, n.domain);
+  return m;
+}
+
+function initializer(t: InitializerSpec): Msg {
+  const m = new Msg();
+  m.packedInts(1, t.dims);
+  m.int(2, t.elemType);
+  m.string(8, t.name);
+  m.bytes(9, t.raw);
+  return m;
+}
+
+function valueInfo(v: ValueSpec): Msg {
+  const shape = new Msg();
+  for (const d of v.dims) {
+    const dim = new Msg();
+    if (typeof d === 'number') dim.int(1, d);
+    else dim.string(2, d);
+    shape.message(1, dim);
+  }
+  const tensorType = new Msg();
+  tensorType.int(1, v.elemType);
+  tensorType.message(2, shape);
+  const type = new Msg();
+  type.message(1, tensorType);
+  const m = new Msg();
+  m.string(1, v.name);
+  m.message(2, type);
+  return m;
+}
+
+export interface ModelOptions {
+  /** opset of the default domain */
+  opset: number;
+  /** extra domains, e.g. {'com.microsoft': 1} */
+  domains?: Record<string, number>;
+  producer?: string;
+}
+
+/** Encode a ModelProto. IR version 8 (opset ≤ 18 era readers accept it). */
+export function encodeModel(g: GraphSpec, opts: ModelOptions): Uint8Array {
+  const graph = new Msg();
+  for (const n of g.nodes) graph.message(1, node(n));
+  graph.string(2, g.name);
+  for (const t of g.initializers) graph.message(5, initializer(t));
+  for (const v of g.inputs) graph.message(11, valueInfo(v));
+  for (const v of g.outputs) graph.message(12, valueInfo(v));
+
+  const model = new Msg();
+  model.int(1, 8); // ir_version
+  model.string(2, opts.producer ?? 'lopper');
+  model.message(7, graph);
+  const opset = (domain: string, version: number) => {
+    const o = new Msg();
+    if (domain) o.string(1, domain);
+    o.int(2, version);
+    model.message(8, o);
+  };
+  opset('', opts.opset);
+  for (const [d, v] of Object.entries(opts.domains ?? {})) opset(d, v);
+  return model.concat();
+}

@@ -1,0 +1,195 @@
+import type { InferenceSession, Tensor } from 'onnxruntime-common';
+import { LopperError } from '../errors';
+import { buildLlamaGraph, programKey, type Program } from '../graph/llama';
+import type { Checkpoint } from '../model/checkpoint';
+import { ropeTables } from '../reference/rope';
+import { cutWindows } from '../text/windows';
+import type { Runtime } from './ort';
+import { makeSampler, type SamplerOptions } from './sampler';
+
+/** Per-window calibration statistics, computed inside the graph. */
+export interface WindowStats {
+  /** cos[k][t]: cosine between X_k[t] and X_{k+1}[t], k = 0..L−1 */
+  cos: Float32Array[];
+  /** absMean[k][c]: mean over the window's tokens of |X_k[t, c]|, k = 0..L (X_L before the final norm) */
+  absMean: Float32Array[];
+}
+
+export interface PerplexityResult {
+  ppl: number;
+  /** predicted tokens: windows × (W − 1) */
+  tokens: number;
+  windows: number;
+  /** Σ NLL over predicted tokens (nats) */
+  nllSum: number;
+}
+
+export interface GenerateOptions extends SamplerOptions {
+  maxTokens?: number;
+  /** stop at EOS (default true) */
+  stopAtEos?: boolean;
+}
+
+export type Progress = (done: number, total: number) => void;
+
+const MASKED = -1e30;
+
+/**
+ * Runs a Checkpoint with onnxruntime (web or node, any execution provider) through graphs
+ * built from it. Sessions are built on first use per program and kept until dispose().
+ */
+export class Engine {
+  private sessions = new Map<string, Promise<InferenceSession>>();
+
+  constructor(
+    readonly checkpoint: Checkpoint,
+    readonly runtime: Runtime,
+  ) {}
+
+  private session(program: Program): Promise<InferenceSession> {
+    const key = programKey(program);
+    let s = this.sessions.get(key);
+    if (!s) {
+      const bytes = buildLlamaGraph(this.checkpoint, program);
+      s = this.runtime.ort.InferenceSession.create(bytes, this.runtime.sessionOptions);
+      this.sessions.set(key, s);
+      s.catch(() => this.sessions.delete(key));
+    }
+    return s;
+  }
+
+  private f32(data: Float32Array, dims: number[]): Tensor {
+    return new this.runtime.ort.Tensor('float32', data, dims);
+  }
+  private i64(ids: readonly (readonly number[])[]): Tensor {
+    const B = ids.length;
+    const T = ids[0].length;
+    const data = new BigInt64Array(B * T);
+    ids.forEach((row, b) => row.forEach((id, t) => (data[b * T + t] = BigInt(id))));
+    return new this.runtime.ort.Tensor('int64', data, [B, T]);
+  }
+
+  /** RoPE tables for positions start..start+T−1, as float32 [T, hd]. */
+  private rope(start: number, T: number): { rope_cos: Tensor; rope_sin: Tensor } {
+    const { cos, sin } = ropeTables(this.checkpoint.config, { start, length: T });
+    const hd = this.checkpoint.config.headDim;
+    return { rope_cos: this.f32(Float32Array.from(cos), [T, hd]), rope_sin: this.f32(Float32Array.from(sin), [T, hd]) };
+  }
+
+  /** Additive mask [T, P+T]: query t sees keys 0..P+t, except `hidden` leading keys. */
+  private mask(T: number, P: number, hidden = 0): Tensor {
+    const S = P + T;
+    const m = new Float32Array(T * S);
+    for (let t = 0; t < T; t++) for (let s = 0; s < S; s++) if (s > P + t || s < hidden) m[t * S + s] = MASKED;
+    return this.f32(m, [T, S]);
+  }
+
+  private checkIds(windows: readonly (readonly number[])[]) {
+    const V = this.checkpoint.config.vocabSize;
+    const T = windows[0]?.length ?? 0;
+    if (T === 0) throw new LopperError('bad-input', 'no tokens to run');
+    for (const w of windows) {
+      if (w.length !== T) throw new LopperError('bad-input', 'windows in one batch must have the same length');
+      for (const id of w) if (!(id >= 0 && id < V)) throw new LopperError('bad-input', `token id ${id} is outside the vocabulary (0..${V - 1})`);
+    }
+  }
+
+  /** Run a window program on a batch of equal-length windows. */
+  private async runWindows(program: Program & { kind: 'window' }, windows: readonly (readonly number[])[]) {
+    this.checkIds(windows);
+    const T = windows[0].length;
+    const feeds: Record<string, Tensor> = { input_ids: this.i64(windows), ...this.rope(0, T), mask: this.mask(T, 0) };
+    if (program.nll) feeds.targets = this.i64(windows.map((w) => [...w.slice(1), 0]));
+    const session = await this.session(program);
+    return session.run(feeds);
+  }
+
+  /** Logits [T, V] for one window. */
+  async logits(window: readonly number[]): Promise<Float32Array> {
+    const out = await this.runWindows({ kind: 'window', logits: true }, [window]);
+    return out.logits.data as Float32Array;
+  }
+
+  /** Per-token NLL of tokens 2..W of each window given their prefix: W − 1 values per window. */
+  async nll(windows: readonly (readonly number[])[]): Promise<Float32Array[]> {
+    const out = await this.runWindows({ kind: 'window', nll: true }, windows);
+    const T = windows[0].length;
+    const all = out.nll.data as Float32Array;
+    return windows.map((_, b) => all.slice(b * T, b * T + T - 1));
+  }
+
+  /** Calibration statistics for each window (see WindowStats). */
+  async stats(windows: readonly (readonly number[])[]): Promise<WindowStats[]> {
+    const out = await this.runWindows({ kind: 'window', stats: true }, windows);
+    const { numLayers: L, hiddenSize: D } = this.checkpoint.config;
+    const T = windows[0].length;
+    return windows.map((_, b) => ({
+      cos: Array.from({ length: L }, (_, k) => (out[`stats.cos.${k}`].data as Float32Array).slice(b * T, (b + 1) * T)),
+      absMean: Array.from({ length: L + 1 }, (_, k) => (out[`stats.absmean.${k}`].data as Float32Array).slice(b * D, (b + 1) * D)),
+    }));
+  }
+
+  /** Perplexity of a text's token ids under the protocol of text/windows.ts. */
+  async perplexity(ids: readonly number[], W: number, opts: { maxWindows?: number; batch?: number; onProgress?: Progress } = {}): Promise<PerplexityResult> {
+    const windows = cutWindows(ids, W, opts.maxWindows);
+    const batch = opts.batch ?? 1;
+    let nllSum = 0;
+    let tokens = 0;
+    for (let i = 0; i < windows.length; i += batch) {
+      for (const nll of await this.nll(windows.slice(i, i + batch))) {
+        for (const v of nll) nllSum += v;
+        tokens += nll.length;
+      }
+      opts.onProgress?.(Math.min(i + batch, windows.length), windows.length);
+    }
+    return { ppl: Math.exp(nllSum / tokens), tokens, windows: windows.length, nllSum };
+  }
+
+  /**
+   * Generate after `prompt` (token ids, BOS included) with a KV cache; yields each new id.
+   * The cache starts with one masked slot so prefill and decode share one graph.
+   */
+  async *generate(prompt: readonly number[], opts: GenerateOptions = {}): AsyncGenerator<number> {
+    const c = this.checkpoint.config;
+    if (prompt.length === 0) throw new LopperError('bad-input', 'the prompt must have at least one token (BOS)');
+    this.checkIds([prompt]);
+    const maxTokens = Math.min(opts.maxTokens ?? 256, c.maxPositions - prompt.length);
+    const sample = makeSampler(opts);
+    const session = await this.session({ kind: 'decode' });
+    const kvShape = [1, c.numKvHeads, 1, c.headDim];
+    const past: Record<string, Tensor> = {};
+    for (let i = 0; i < c.numLayers; i++) {
+      past[`past.${i}.key`] = this.f32(new Float32Array(c.numKvHeads * c.headDim), kvShape);
+      past[`past.${i}.value`] = this.f32(new Float32Array(c.numKvHeads * c.headDim), kvShape);
+    }
+    let input = [...prompt];
+    let P = 1; // cache length, the masked slot included
+    for (let n = 0; n < maxTokens; n++) {
+      const T = input.length;
+      const out = await session.run({
+        input_ids: this.i64([input]),
+        ...this.rope(P - 1, T),
+        mask: this.mask(T, P, 1),
+        ...past,
+      });
+      for (let i = 0; i < c.numLayers; i++) {
+        past[`past.${i}.key`].dispose();
+        past[`past.${i}.value`].dispose();
+        past[`past.${i}.key`] = out[`present.${i}.key`];
+        past[`past.${i}.value`] = out[`present.${i}.value`];
+      }
+      P += T;
+      const next = sample(out.logits.data as Float32Array);
+      out.logits.dispose();
+      if (next === c.eosTokenId && opts.stopAtEos !== false) return;
+      yield next;
+      input = [next];
+    }
+  }
+
+  async dispose(): Promise<void> {
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of sessions) await (await s).release();
+  }
+}

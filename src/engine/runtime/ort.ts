@@ -1,0 +1,15 @@
+import type { InferenceSession, Tensor } from 'onnxruntime-common';
+
+/** The part of an onnxruntime module (onnxruntime-web or onnxruntime-node) the engine uses. */
+export interface OrtModule {
+  InferenceSession: { create(model: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession> };
+  Tensor: typeof Tensor;
+}
+
+/** A runtime: an onnxruntime module plus how to open sessions on it. */
+export interface Runtime {
+  /** What it is, for tables and the UI: "onnxruntime-node cpu", "onnxruntime-web wasm", "onnxruntime-web webgpu". */
+  name: string;
+  ort: OrtModule;
+  sessionOptions: InferenceSession.SessionOptions;
+}
