@@ -167,6 +167,8 @@ export function toHfConfig(c: LlamaConfig): Json {
     json.attention_bias = c.oBias;
     json.mlp_bias = c.mlpBias;
   }
+  // transformers' MistralConfig defaults sliding_window to 4096: say there is none.
+  if (c.architecture === 'MistralForCausalLM') json.sliding_window = null;
   return json;
 }
 

@@ -1,0 +1,122 @@
+import { LopperError } from '../errors';
+import { validateTensors, type Checkpoint } from '../model/checkpoint';
+import { fromHfConfig, toHfConfig } from '../model/config';
+import type { Tensor } from '../model/tensor';
+import { HfTokenizer, parseJsonObject, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON } from '../text/hf-tokenizer';
+import { toHfTokenizerFiles, type Llama2cTokenizer } from '../text/llama2c-tokenizer';
+import { parseSafetensors, writeSafetensors } from './safetensors';
+import type { FileSource } from './source';
+
+/**
+ * A Hugging Face model folder: config.json, the weights in model.safetensors or in shards
+ * listed by model.safetensors.index.json, and tokenizer.json (+ tokenizer_config.json).
+ */
+
+export const CONFIG_JSON = 'config.json';
+export const GENERATION_CONFIG_JSON = 'generation_config.json';
+export const SAFETENSORS = 'model.safetensors';
+export const SAFETENSORS_INDEX = 'model.safetensors.index.json';
+
+/** Carried with tokenizer.json so an export writes them back (transformers.js reads only tokenizer_config.json). */
+const OPTIONAL_TOKENIZER_FILES = [TOKENIZER_CONFIG_JSON, 'special_tokens_map.json'];
+
+const FOLDER_LAYOUT = `a Hugging Face model folder holds ${CONFIG_JSON}, ${SAFETENSORS} (or ${SAFETENSORS_INDEX} and its shards) and ${TOKENIZER_JSON}`;
+
+const pathIn = (src: FileSource, path: string) => `${src.name}/${path}`;
+
+async function readJson(src: FileSource, path: string): Promise<Record<string, unknown>> {
+  return parseJsonObject(await src.read(path), pathIn(src, path));
+}
+
+async function requireFile(src: FileSource, path: string, hint = ''): Promise<void> {
+  if (!(await src.exists(path))) throw new LopperError('not-found', `no ${path}: ${FOLDER_LAYOUT}${hint}`, src.name);
+}
+
+/** The weight_map of a sharded checkpoint's index, grouped by shard file. */
+function shardsOf(index: Record<string, unknown>, file: string): Map<string, string[]> {
+  const weightMap = index.weight_map;
+  if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
+    throw new LopperError('corrupt', 'index has no "weight_map" object', file);
+  }
+  const shards = new Map<string, string[]>();
+  for (const [name, shard] of Object.entries(weightMap)) {
+    if (typeof shard !== 'string') {
+      throw new LopperError('corrupt', `weight_map entry for "${name}" is not a file name`, file);
+    }
+    const names = shards.get(shard) ?? [];
+    names.push(name);
+    shards.set(shard, names);
+  }
+  return shards;
+}
+
+/** Tensors of a sharded checkpoint: each shard is read once and only its listed tensors are kept. */
+async function readShardedWeights(src: FileSource): Promise<Map<string, Tensor>> {
+  const indexFile = pathIn(src, SAFETENSORS_INDEX);
+  const tensors = new Map<string, Tensor>();
+  for (const [shard, names] of shardsOf(await readJson(src, SAFETENSORS_INDEX), indexFile)) {
+    const shardFile = pathIn(src, shard);
+    if (!(await src.exists(shard))) {
+      throw new LopperError('not-found', `shard listed in ${SAFETENSORS_INDEX} is missing`, shardFile);
+    }
+    const inShard = parseSafetensors(await src.read(shard), shardFile);
+    for (const name of names) {
+      const t = inShard.get(name);
+      if (!t) throw new LopperError('missing-tensor', `no tensor "${name}" (${SAFETENSORS_INDEX} says it is here)`, shardFile);
+      tensors.set(name, t);
+    }
+  }
+  return tensors;
+}
+
+async function readWeights(src: FileSource): Promise<{ tensors: Map<string, Tensor>; file: string }> {
+  if (await src.exists(SAFETENSORS)) {
+    const file = pathIn(src, SAFETENSORS);
+    return { tensors: parseSafetensors(await src.read(SAFETENSORS), file), file };
+  }
+  if (await src.exists(SAFETENSORS_INDEX)) {
+    return { tensors: await readShardedWeights(src), file: pathIn(src, SAFETENSORS_INDEX) };
+  }
+  const hint = (await src.exists('pytorch_model.bin')) ? ' (pytorch_model.bin is not read: save the model as safetensors)' : '';
+  throw new LopperError('not-found', `no ${SAFETENSORS} or ${SAFETENSORS_INDEX}: ${FOLDER_LAYOUT}${hint}`, src.name);
+}
+
+/** Import a Hugging Face model folder (any FileSource: disk, dropped files, a hub mirror). */
+export async function loadHfFolder(src: FileSource): Promise<Checkpoint> {
+  await requireFile(src, CONFIG_JSON);
+  const config = fromHfConfig(await readJson(src, CONFIG_JSON), pathIn(src, CONFIG_JSON));
+  await requireFile(src, TOKENIZER_JSON);
+  const tokenizerFiles: Record<string, Uint8Array> = { [TOKENIZER_JSON]: await src.read(TOKENIZER_JSON) };
+  for (const optional of OPTIONAL_TOKENIZER_FILES) {
+    if (await src.exists(optional)) tokenizerFiles[optional] = await src.read(optional);
+  }
+  const { tensors, file } = await readWeights(src);
+  return {
+    config,
+    tensors: validateTensors(config, tensors, file),
+    tokenizer: new HfTokenizer(tokenizerFiles, config.bosTokenId, config.eosTokenId, src.name),
+    source: src.name,
+    format: 'hf',
+  };
+}
+
+const jsonFile = (json: unknown) => new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n');
+
+/**
+ * The files of a Hugging Face model folder for `ck`: config.json, generation_config.json,
+ * model.safetensors (each tensor in its own dtype) and the tokenizer's files (a llama2.c
+ * tokenizer is converted to tokenizer.json).
+ */
+export function writeHfFolder(ck: Checkpoint): Map<string, Uint8Array> {
+  const tokenizerFiles =
+    ck.tokenizer.kind === 'llama2c' ? toHfTokenizerFiles(ck.tokenizer as Llama2cTokenizer) : ck.tokenizer.files();
+  return new Map<string, Uint8Array>([
+    [CONFIG_JSON, jsonFile(toHfConfig(ck.config))],
+    [
+      GENERATION_CONFIG_JSON,
+      jsonFile({ _from_model_config: true, bos_token_id: ck.config.bosTokenId, eos_token_id: ck.config.eosTokenId }),
+    ],
+    [SAFETENSORS, writeSafetensors(ck.tensors, { format: 'pt' })],
+    ...Object.entries(tokenizerFiles),
+  ]);
+}

@@ -1,0 +1,269 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { LopperError, type ErrorCode } from '../../src/engine/errors';
+import { loadHfFolder, writeHfFolder } from '../../src/engine/formats/hf';
+import { writeFolder } from '../../src/engine/formats/hf-node';
+import { DirSource } from '../../src/engine/formats/node-source';
+import { parseSafetensors, writeSafetensors } from '../../src/engine/formats/safetensors';
+import { MemorySource } from '../../src/engine/formats/source';
+import type { Checkpoint } from '../../src/engine/model/checkpoint';
+import { HfTokenizer } from '../../src/engine/text/hf-tokenizer';
+import { ByteTokenizer, randomCheckpoint, randomHfFolder, type RandomCheckpointOptions } from '../helpers/random-checkpoint';
+
+const SRC = 'mem-model';
+const TEXT = 'Once upon a time, a naïve café served 🍰 — twice.\n';
+
+function expectSameCheckpoint(loaded: Checkpoint, ck: Checkpoint): void {
+  expect(loaded.format).toBe('hf');
+  expect(loaded.config).toEqual(ck.config);
+  expect([...loaded.tensors.keys()].sort()).toEqual([...ck.tensors.keys()].sort());
+  for (const [name, t] of ck.tensors) expect(loaded.tensors.get(name), name).toEqual(t);
+  expect(loaded.tokenizer.vocabSize).toBe(ck.tokenizer.vocabSize);
+  const ids = ck.tokenizer.encode(TEXT);
+  expect(loaded.tokenizer.encode(TEXT)).toEqual(ids);
+  expect(loaded.tokenizer.decode([1, ...ids, 2])).toBe(ck.tokenizer.decode(ids));
+}
+
+async function expectLoadError(files: Map<string, Uint8Array>, code: ErrorCode, ...fragments: string[]): Promise<void> {
+  const err = await loadHfFolder(new MemorySource(SRC, files)).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(LopperError);
+  expect((err as LopperError).code).toBe(code);
+  for (const f of fragments) expect((err as LopperError).message).toContain(f);
+}
+
+const json = (files: Map<string, Uint8Array>, name: string) => JSON.parse(new TextDecoder().decode(files.get(name)));
+const setJson = (files: Map<string, Uint8Array>, name: string, value: unknown) =>
+  files.set(name, new TextEncoder().encode(JSON.stringify(value)));
+
+describe('HF folder round trip (random checkpoint → writeHfFolder → loadHfFolder)', () => {
+  const cases: Record<string, RandomCheckpointOptions> = {
+    'Llama, untied': {},
+    'Llama, tied': { tie: true },
+    'GQA (4 heads, 2 kv heads)': { numHeads: 4, numKvHeads: 2 },
+    'head_dim ≠ hidden/heads': { hiddenSize: 24, numHeads: 4, numKvHeads: 1, headDim: 8 },
+    'Qwen2, q/k/v biases, tied': { architecture: 'Qwen2ForCausalLM', tie: true, numKvHeads: 2 },
+    'Llama attention_bias (q/k/v/o biases) and mlp_bias': { qkvBias: true, oBias: true, mlpBias: true },
+    'rope_scaling llama3, rope_theta 500000': { ropeScaling: true, ropeTheta: 500000 },
+    Mistral: { architecture: 'MistralForCausalLM', numKvHeads: 1 },
+    F16: { dtype: 'f16', numKvHeads: 2 },
+    BF16: { dtype: 'bf16', tie: true },
+    'vocabulary under 259 (unknown bytes)': { vocabSize: 100 },
+    'vocabulary over 259 (filler tokens)': { vocabSize: 300, seed: 7 },
+  };
+  for (const [label, opts] of Object.entries(cases)) {
+    test(label, async () => {
+      const loaded = await loadHfFolder(new MemorySource(SRC, randomHfFolder(opts)));
+      expectSameCheckpoint(loaded, randomCheckpoint(opts));
+    });
+  }
+
+  test('sharded: model.safetensors.index.json and three shards', async () => {
+    const opts: RandomCheckpointOptions = { numLayers: 3, dtype: 'bf16', qkvBias: true, oBias: true };
+    const files = randomHfFolder(opts, { sharded: true });
+    expect(files.has('model.safetensors')).toBe(false);
+    const shards = new Set(Object.values(json(files, 'model.safetensors.index.json').weight_map));
+    expect(shards.size).toBe(3);
+    for (const shard of shards) expect(files.has(shard as string)).toBe(true);
+    expectSameCheckpoint(await loadHfFolder(new MemorySource(SRC, files)), randomCheckpoint(opts));
+  });
+
+  test('each shard is read once', async () => {
+    const files = randomHfFolder({}, { sharded: true });
+    const reads: string[] = [];
+    const src = new MemorySource(SRC, files);
+    const read = src.read.bind(src);
+    src.read = (path) => {
+      reads.push(path);
+      return read(path);
+    };
+    await loadHfFolder(src);
+    const shardReads = reads.filter((p) => p.endsWith('.safetensors'));
+    expect(shardReads.length).toBe(3);
+    expect(new Set(shardReads).size).toBe(3);
+  });
+
+  test('written files: config.json keys, generation_config.json, metadata format pt', () => {
+    const files = writeHfFolder(randomCheckpoint({ numLayers: 3, tie: true, dtype: 'f16' }));
+    expect([...files.keys()].sort()).toEqual([
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+      'tokenizer.json',
+      'tokenizer_config.json',
+    ]);
+    const config = json(files, 'config.json');
+    expect(config).toMatchObject({ architectures: ['LlamaForCausalLM'], num_hidden_layers: 3, tie_word_embeddings: true, torch_dtype: 'float16' });
+    expect(json(files, 'generation_config.json')).toMatchObject({ bos_token_id: 1, eos_token_id: 2 });
+    const weights = parseSafetensors(files.get('model.safetensors')!, 'model.safetensors');
+    expect(weights.has('lm_head.weight')).toBe(false);
+    expect(weights.get('model.norm.weight')!.dtype).toBe('f16');
+  });
+
+  test('tokenizer files (incl. special_tokens_map.json) are carried through load and written back', async () => {
+    const files = randomHfFolder();
+    files.set('special_tokens_map.json', new TextEncoder().encode('{"bos_token": "<s>"}'));
+    const rewritten = writeHfFolder(await loadHfFolder(new MemorySource(SRC, files)));
+    for (const name of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
+      expect(rewritten.get(name), name).toEqual(files.get(name));
+    }
+  });
+
+  test('a Mistral config.json says it has no sliding window (transformers would default to 4096)', () => {
+    const files = writeHfFolder(randomCheckpoint({ architecture: 'MistralForCausalLM' }));
+    expect(json(files, 'config.json')).toMatchObject({ model_type: 'mistral', sliding_window: null });
+  });
+
+  test('a tied checkpoint that still stores lm_head.weight loads without it', async () => {
+    const files = randomHfFolder({ tie: true });
+    const ck = randomCheckpoint({ tie: true });
+    const withHead = new Map(ck.tensors).set('lm_head.weight', ck.tensors.get('model.embed_tokens.weight')!);
+    files.set('model.safetensors', writeSafetensors(withHead));
+    expectSameCheckpoint(await loadHfFolder(new MemorySource(SRC, files)), ck);
+  });
+
+  test('writeFolder → DirSource on disk', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lopper-hf-'));
+    try {
+      const opts: RandomCheckpointOptions = { numKvHeads: 2, dtype: 'bf16' };
+      const files = randomHfFolder(opts, { sharded: true });
+      await writeFolder(join(dir, 'nested', 'model'), files);
+      expect(new Uint8Array(await readFile(join(dir, 'nested', 'model', 'config.json')))).toEqual(files.get('config.json'));
+      expectSameCheckpoint(await loadHfFolder(new DirSource(join(dir, 'nested', 'model'))), randomCheckpoint(opts));
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+});
+
+describe('HF folder errors name the file', () => {
+  test('truncated model.safetensors', async () => {
+    const files = randomHfFolder();
+    const bytes = files.get('model.safetensors')!;
+    files.set('model.safetensors', bytes.subarray(0, bytes.length - 10));
+    await expectLoadError(files, 'truncated', `${SRC}/model.safetensors`);
+  });
+
+  test('header length past the end of model.safetensors', async () => {
+    const files = randomHfFolder();
+    const bytes = files.get('model.safetensors')!.slice();
+    new DataView(bytes.buffer).setBigUint64(0, 1n << 40n, true);
+    files.set('model.safetensors', bytes);
+    await expectLoadError(files, 'truncated', `${SRC}/model.safetensors`, String(1n << 40n));
+  });
+
+  test('a shape that disagrees with config.json', async () => {
+    const files = randomHfFolder({ intermediateSize: 64 });
+    setJson(files, 'config.json', { ...json(files, 'config.json'), intermediate_size: 48 });
+    await expectLoadError(files, 'shape-mismatch', `${SRC}/model.safetensors`, 'model.layers.0.mlp.gate_proj.weight', '[64,32]', '[48,32]');
+  });
+
+  test('a missing tensor', async () => {
+    const files = randomHfFolder();
+    const ck = randomCheckpoint();
+    ck.tensors.delete('model.layers.1.self_attn.k_proj.weight');
+    files.set('model.safetensors', writeSafetensors(ck.tensors));
+    await expectLoadError(files, 'missing-tensor', `${SRC}/model.safetensors`, 'model.layers.1.self_attn.k_proj.weight');
+  });
+
+  test('a tensor the index places in a shard that lacks it', async () => {
+    const files = randomHfFolder({}, { sharded: true });
+    const index = json(files, 'model.safetensors.index.json');
+    const shard = index.weight_map['model.norm.weight'];
+    const other = Object.values(index.weight_map).find((s) => s !== shard);
+    setJson(files, 'model.safetensors.index.json', { ...index, weight_map: { ...index.weight_map, 'model.norm.weight': other } });
+    await expectLoadError(files, 'missing-tensor', `${SRC}/${other}`, 'model.norm.weight');
+  });
+
+  test('a shard listed in the index that is absent', async () => {
+    const files = randomHfFolder({}, { sharded: true });
+    files.delete('model-00002-of-00003.safetensors');
+    await expectLoadError(files, 'not-found', `${SRC}/model-00002-of-00003.safetensors`, 'model.safetensors.index.json');
+  });
+
+  test('an unknown dtype', async () => {
+    const files = randomHfFolder();
+    const bytes = files.get('model.safetensors')!;
+    const text = new TextDecoder('latin1').decode(bytes);
+    const at = text.indexOf('"F32"', text.indexOf('"model.embed_tokens.weight"'));
+    bytes.set(new TextEncoder().encode('"F64"'), at); // same length: the header stays well formed
+    await expectLoadError(files, 'unknown-dtype', `${SRC}/model.safetensors`, 'model.embed_tokens.weight', 'F64');
+  });
+
+  test('an unsupported architecture', async () => {
+    const files = randomHfFolder();
+    setJson(files, 'config.json', { ...json(files, 'config.json'), architectures: ['GPT2LMHeadModel'], model_type: 'gpt2' });
+    await expectLoadError(files, 'unsupported-architecture', `${SRC}/config.json`, 'GPT2LMHeadModel');
+  });
+
+  test('config.json that is not JSON', async () => {
+    const files = randomHfFolder();
+    files.set('config.json', new TextEncoder().encode('{"architectures": ['));
+    await expectLoadError(files, 'corrupt', `${SRC}/config.json`);
+  });
+
+  test('no config.json', async () => {
+    const files = randomHfFolder();
+    files.delete('config.json');
+    await expectLoadError(files, 'not-found', SRC, 'config.json', 'model.safetensors', 'tokenizer.json');
+  });
+
+  test('no weights', async () => {
+    const files = randomHfFolder();
+    files.delete('model.safetensors');
+    await expectLoadError(files, 'not-found', SRC, 'model.safetensors', 'model.safetensors.index.json');
+  });
+
+  test('no tokenizer.json', async () => {
+    const files = randomHfFolder();
+    files.delete('tokenizer.json');
+    await expectLoadError(files, 'not-found', SRC, 'tokenizer.json');
+  });
+});
+
+describe('ByteTokenizer (test helper) through its tokenizer.json', () => {
+  test('ids are bytes + 3 and decode restores the text', () => {
+    const tok = new ByteTokenizer();
+    expect(tok.encode('Hi é')).toEqual([0x48 + 3, 0x69 + 3, 0x20 + 3, 0xc3 + 3, 0xa9 + 3]);
+    expect(tok.decode([1, ...tok.encode(TEXT), 2])).toBe(TEXT);
+    const hf = new HfTokenizer(tok.files(), 1, 2, SRC);
+    expect(hf.encode(TEXT)).toEqual(tok.encode(TEXT));
+    expect(hf.decode(tok.encode(TEXT))).toBe(TEXT);
+  });
+
+  test('a vocabulary under 259 turns characters whose bytes do not fit into <unk>', () => {
+    const tok = new ByteTokenizer(100);
+    expect(tok.encode('A_a€')).toEqual([0x41 + 3, 0x5f + 3, 0, 0]);
+    expect(new HfTokenizer(tok.files(), 1, 2, SRC).encode('A_a€')).toEqual([0x41 + 3, 0x5f + 3, 0, 0]);
+  });
+});
+
+describe('HfTokenizer', () => {
+  const dir = new URL('../../../shared/models/tiny-random-llama-onnx-fp16/', import.meta.url);
+
+  test('the Llama-2 32k tokenizer.json encodes "Hello world" to [15043, 3186] and decodes back', async () => {
+    const files = {
+      'tokenizer.json': new Uint8Array(await readFile(new URL('tokenizer.json', dir))),
+      'tokenizer_config.json': new Uint8Array(await readFile(new URL('tokenizer_config.json', dir))),
+    };
+    const tok = new HfTokenizer(files, 1, 2, dir.pathname);
+    expect(tok.kind).toBe('hf');
+    expect(tok.vocabSize).toBe(32000);
+    expect(tok.encode('Hello world')).toEqual([15043, 3186]);
+    expect(tok.decode([1, 15043, 3186, 2])).toBe('Hello world');
+    expect(tok.decode([])).toBe('');
+    const out = tok.files();
+    expect(Object.keys(out).sort()).toEqual(['tokenizer.json', 'tokenizer_config.json']);
+    for (const [name, bytes] of Object.entries(files)) expect(out[name]).toBe(bytes);
+  });
+
+  test('a tokenizer.json that is not JSON names the file', () => {
+    const make = () => new HfTokenizer({ 'tokenizer.json': new TextEncoder().encode('not json') }, 1, 2, SRC);
+    expect(make).toThrow(LopperError);
+    expect(make).toThrow(`${SRC}/tokenizer.json`);
+  });
+});
