@@ -1,0 +1,166 @@
+/**
+ * The engine (ONNX graphs on onnxruntime-node and onnxruntime-web's WASM build) against the
+ * Float64 reference forward, on real llama2.c models, their Hugging Face conversion, and
+ * seeded random checkpoints covering every config feature. Tolerance: max relative error
+ * (max |a − b| / max |b|) ≤ 1e-4 for logits, NLL and calibration statistics.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { loadHfFolder, writeHfFolder } from '../../src/engine/formats/hf';
+import { loadLlama2cFile } from '../../src/engine/formats/llama2c-node';
+import { MemorySource } from '../../src/engine/formats/source';
+import type { Checkpoint } from '../../src/engine/model/checkpoint';
+import { ReferenceModel, referencePerplexity } from '../../src/engine/reference/forward';
+import { Engine } from '../../src/engine/runtime/engine';
+import { nodeRuntime } from '../../src/engine/runtime/node';
+import type { Runtime } from '../../src/engine/runtime/ort';
+import { argmax } from '../../src/engine/runtime/sampler';
+import { webWasmRuntime } from '../../src/engine/runtime/web-node';
+import { maxRelError } from '../helpers/compare';
+import { DATA, LLAMA2C_MODELS, MODELS } from '../helpers/paths';
+import { randomCheckpoint, type RandomCheckpointOptions } from '../helpers/random-checkpoint';
+
+const TOL = 1e-4;
+const runtimes: Runtime[] = [nodeRuntime(), webWasmRuntime()];
+
+const stories = () => loadLlama2cFile(join(MODELS, 'stories260K/stories260K.bin'));
+
+async function viaHf(ck: Checkpoint): Promise<Checkpoint> {
+  return loadHfFolder(new MemorySource('converted', writeHfFolder(ck)));
+}
+
+const randomCases: [string, RandomCheckpointOptions][] = [
+  ['GQA, untied', { numHeads: 4, numKvHeads: 2 }],
+  ['MQA, tied', { numHeads: 4, numKvHeads: 1, tie: true }],
+  ['Qwen2 q/k/v biases, head_dim ≠ D/H', { architecture: 'Qwen2ForCausalLM', headDim: 12, numKvHeads: 2 }],
+  ['Llama attention_bias + mlp_bias', { qkvBias: true, oBias: true, mlpBias: true }],
+  ['rope_scaling llama3, theta 5e5', { ropeScaling: true, ropeTheta: 500000, numKvHeads: 2 }],
+  ['Mistral', { architecture: 'MistralForCausalLM', numKvHeads: 2 }],
+  ['F16 storage', { dtype: 'f16', numKvHeads: 2, tie: true }],
+  ['BF16 storage', { dtype: 'bf16', numKvHeads: 2 }],
+];
+
+function tokens(n: number, vocab: number, seed = 7): number[] {
+  let s = seed;
+  return [1, ...Array.from({ length: n - 1 }, () => (s = (s * 1103515245 + 12345) % 2147483648) % vocab)];
+}
+
+/** Logits, NLL and statistics of one window against the reference. */
+async function checkWindow(engine: Engine, ref: ReferenceModel, ids: number[]) {
+  const { logits, streams } = ref.forward(ids);
+  expect(maxRelError(await engine.logits(ids), logits)).toBeLessThan(TOL);
+  const [nll] = await engine.nll([ids]);
+  expect(maxRelError(nll, ref.nll(ids))).toBeLessThan(TOL);
+
+  const [st] = await engine.stats([ids]);
+  const { hiddenSize: D, numLayers: L } = engine.checkpoint.config;
+  const T = ids.length;
+  for (let k = 0; k <= L; k++) {
+    const absMean = new Float64Array(D);
+    for (let t = 0; t < T; t++) for (let c = 0; c < D; c++) absMean[c] += Math.abs(streams[k][t * D + c]) / T;
+    expect(maxRelError(st.absMean[k], absMean)).toBeLessThan(TOL);
+    if (k === L) break;
+    const cos = new Float64Array(T);
+    for (let t = 0; t < T; t++) {
+      let dot = 0, a = 0, b = 0;
+      for (let c = 0; c < D; c++) {
+        const x = streams[k][t * D + c], y = streams[k + 1][t * D + c];
+        dot += x * y; a += x * x; b += y * y;
+      }
+      cos[t] = dot / Math.sqrt(a * b);
+    }
+    expect(maxRelError(st.cos[k], cos)).toBeLessThan(TOL);
+  }
+}
+
+describe.each(runtimes)('$name', (runtime) => {
+  const engines: Engine[] = [];
+  const open = (ck: Checkpoint) => {
+    const e = new Engine(ck, runtime);
+    engines.push(e);
+    return e;
+  };
+  afterAll(async () => {
+    for (const e of engines) await e.dispose();
+  });
+
+  test.each(LLAMA2C_MODELS)('%s: logits, NLL, statistics match the reference', async (_, path) => {
+    const ck = await loadLlama2cFile(path);
+    const text = readFileSync(join(DATA, 'tinystories/eval.txt'), 'utf8').slice(0, 2000);
+    const ids = [1, ...ck.tokenizer.encode(text)].slice(0, 128);
+    await checkWindow(open(ck), new ReferenceModel(ck), ids);
+  });
+
+  test('stories260K through its Hugging Face conversion matches the reference', async () => {
+    const ck = await viaHf(await stories());
+    await checkWindow(open(ck), new ReferenceModel(ck), tokens(64, ck.config.vocabSize));
+  });
+
+  test.each(randomCases)('random checkpoint, %s', async (_, opts) => {
+    const ck = randomCheckpoint({ ...opts, seed: 11 });
+    await checkWindow(open(ck), new ReferenceModel(ck), tokens(40, ck.config.vocabSize));
+    // through its HF folder too: F16/BF16 storage survives the round trip
+    const back = await viaHf(ck);
+    expect(maxRelError(await open(back).logits(tokens(9, ck.config.vocabSize)), new ReferenceModel(ck).forward(tokens(9, ck.config.vocabSize)).logits)).toBeLessThan(TOL);
+  });
+
+  test('batched windows give the same NLL as one at a time', async () => {
+    const ck = await stories();
+    const e = open(ck);
+    const a = tokens(32, 512, 1), b = tokens(32, 512, 2);
+    const [na, nb] = await e.nll([a, b]);
+    expect(maxRelError(na, (await e.nll([a]))[0])).toBeLessThan(1e-6);
+    expect(maxRelError(nb, (await e.nll([b]))[0])).toBeLessThan(1e-6);
+  });
+
+  test('KV-cache generation equals greedy decoding with the reference', async () => {
+    const ck = await stories();
+    const ref = new ReferenceModel(ck);
+    const expected: number[] = [1];
+    for (let i = 0; i < 30; i++) {
+      const V = ck.config.vocabSize;
+      expected.push(argmax(ref.forward(expected).logits.subarray((expected.length - 1) * V)));
+    }
+    const got: number[] = [];
+    for await (const id of open(ck).generate([1], { maxTokens: 30, stopAtEos: false })) got.push(id);
+    expect(got).toEqual(expected.slice(1));
+    expect(ck.tokenizer.decode([1, ...got])).toMatch(/^Once upon a time, there was a little girl named Lily\./);
+  });
+
+  test('KV-cache decoding with a prompt and GQA + llama3 RoPE matches the reference logits', async () => {
+    const ck = randomCheckpoint({ numHeads: 4, numKvHeads: 2, ropeScaling: true, seed: 5, maxPositions: 64 });
+    const ref = new ReferenceModel(ck);
+    const prompt = tokens(6, ck.config.vocabSize);
+    const got: number[] = [];
+    for await (const id of open(ck).generate(prompt, { maxTokens: 12, stopAtEos: false })) got.push(id);
+    const seq = [...prompt];
+    for (let i = 0; i < 12; i++) seq.push(argmax(ref.forward(seq).logits.subarray((seq.length - 1) * ck.config.vocabSize)));
+    expect(got).toEqual(seq.slice(prompt.length));
+  });
+
+  test('sampling is seeded: same seed, same text; other seed, other text', async () => {
+    const e = open(await stories());
+    const run = async (seed: number) => {
+      const ids: number[] = [];
+      for await (const id of e.generate([1], { maxTokens: 30, temperature: 1, topK: 40, seed })) ids.push(id);
+      return ids;
+    };
+    expect(await run(3)).toEqual(await run(3));
+    expect(await run(3)).not.toEqual(await run(4));
+  });
+});
+
+describe('perplexity protocol', () => {
+  test.each(LLAMA2C_MODELS.map(([n, p]) => ({ n, p })))('$n on eval.txt (first 12 windows of 256): engine equals the Float64 reference within 0.01%', async ({ p: path }) => {
+    const ck = await loadLlama2cFile(path);
+    const ids = [1, ...ck.tokenizer.encode(readFileSync(join(DATA, 'tinystories/eval.txt'), 'utf8'))];
+    const e = new Engine(ck, nodeRuntime());
+    const got = await e.perplexity(ids, 256, { maxWindows: 12 });
+    await e.dispose();
+    const want = referencePerplexity(new ReferenceModel(ck), ids, 256, 12);
+    expect(got.tokens).toBe(want.tokens);
+    expect(got.windows).toBe(want.windows);
+    expect(Math.abs(got.ppl / want.ppl - 1)).toBeLessThan(1e-4);
+  });
+});
