@@ -25,7 +25,7 @@ export function programKey(p: Program): string {
 }
 
 /** [out, in] row-major → [in, out], so the graph can use MatMul(x [.., in], W [in, out]). */
-function transposed(w: Float32Array, rows: number, cols: number, scale = 1): Float32Array {
+export function transposed(w: Float32Array, rows: number, cols: number, scale = 1): Float32Array {
   const out = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     const src = r * cols;
@@ -35,7 +35,7 @@ function transposed(w: Float32Array, rows: number, cols: number, scale = 1): Flo
 }
 
 /** Several [out_i, in] weights side by side as one [in, Σout_i] matrix (one MatMul instead of several). */
-function fusedTransposed(parts: { w: Float32Array; rows: number; scale?: number }[], cols: number): Float32Array {
+export function fusedTransposed(parts: { w: Float32Array; rows: number; scale?: number }[], cols: number): Float32Array {
   const total = parts.reduce((s, p) => s + p.rows, 0);
   const out = new Float32Array(cols * total);
   let off = 0;
@@ -49,7 +49,7 @@ function fusedTransposed(parts: { w: Float32Array; rows: number; scale?: number 
   return out;
 }
 
-function concat(parts: Float32Array[], scales: number[]): Float32Array {
+export function concat(parts: Float32Array[], scales: number[]): Float32Array {
   const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
   let off = 0;
   parts.forEach((p, i) => {
