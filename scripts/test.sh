@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# npm test: install what is missing (npm packages, Debian chromium), then run
+# svelte-check, the Node Vitest project and the browser Vitest project (real Chromium).
+# Every step runs even if an earlier one fails; the exit status says whether all passed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/deps.sh
+
+ensure_node_modules
+ensure_chromium
+
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+failed=()
+
+step() {
+  local name="$1"
+  shift
+  echo
+  echo "==> $name: $*"
+  if "$@" 2>&1 | tee "$logs/$name.log"; then
+    echo "==> $name: passed"
+  else
+    echo "==> $name: FAILED"
+    failed+=("$name")
+  fi
+}
+
+step check npx svelte-check --tsconfig ./tsconfig.json --fail-on-warnings
+step node npx vitest run --project node
+step browser npx vitest run --project browser
+
+# Recap: svelte-check's verdict and Vitest's own summary lines, colours stripped.
+echo
+echo "==> summary"
+for name in check node browser; do
+  echo "[$name]"
+  sed -e 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" |
+    grep -E '^svelte-check found|^ *(Test Files|Tests|Errors|Duration) ' || echo "  (no summary line; see the output above)"
+done
+
+if ((${#failed[@]})); then
+  echo "FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "all passed"
