@@ -24,6 +24,7 @@ export class GraphBuilder {
   private outputs: ValueSpec[] = [];
   private constCache = new Map<string, string>();
   private counter = 0;
+  private domains = new Set<string>();
 
   constructor(private readonly name: string) {}
 
@@ -80,10 +81,11 @@ export class GraphBuilder {
     return out;
   }
 
-  /** Add a node with several outputs. */
-  opN(op: string, inputs: string[], nOut: number, attrs: Record<string, AttrValue> = {}): string[] {
-    const outs = Array.from({ length: nOut }, () => this.fresh(op.toLowerCase()));
-    this.nodes.push({ op, inputs, outputs: outs, name: this.fresh('n_' + op), attrs });
+  /** Add a node with several outputs (`outNames` to name them; '' for an omitted optional input). */
+  opN(op: string, inputs: string[], nOut: number, attrs: Record<string, AttrValue> = {}, opts: { domain?: string; outNames?: string[] } = {}): string[] {
+    const outs = opts.outNames ?? Array.from({ length: nOut }, () => this.fresh(op.toLowerCase()));
+    if (opts.domain) this.domains.add(opts.domain);
+    this.nodes.push({ op, inputs, outputs: outs, name: this.fresh('n_' + op), attrs, domain: opts.domain });
     return outs;
   }
 
@@ -103,6 +105,6 @@ export class GraphBuilder {
   }
 
   encode(): Uint8Array {
-    return encodeModel(this.spec(), { opset: OPSET });
+    return encodeModel(this.spec(), { opset: OPSET, domains: Object.fromEntries([...this.domains].map((d) => [d, 1])) });
   }
 }

@@ -1,27 +1,36 @@
 import { layerPrefix, lmHeadName, tensor, type Checkpoint } from '../model/checkpoint';
+import type { LlamaConfig } from '../model/config';
 import { toFloat32 } from '../model/tensor';
 import { ElemType, GraphBuilder } from './builder';
 
 /**
  * What a graph computes. Both run the same decoder; they differ in inputs and outputs.
  *
- * window: B windows of T tokens each, no cache. Inputs input_ids [B,T] (int64),
- *   rope_cos/rope_sin [T,hd], mask [T,T] (additive causal), targets [B,T] when nll.
- *   Outputs any of
+ * window: B windows of T tokens each, no cache. Inputs input_ids [B,T] (int64), targets
+ *   [B,T] when nll, and the attention inputs below with P = 0. Outputs any of
  *     logits [B,T,V];
  *     nll [B,T]: −log p(targets[b,t] | tokens ≤ t);
  *     stats: stats.cos.{k} [B,T] (cosine between X_k and X_{k+1} per token, k < L) and
  *            stats.absmean.{k} [B,D] (mean over tokens of |X_k| per channel, k ≤ L),
  *            so whole hidden states never leave the runtime.
  *
- * decode: generation with a KV cache. Inputs input_ids [B,T], rope_cos/rope_sin [T,hd]
- *   for positions P..P+T−1, mask [T,P+T], past.{i}.key/value [B,Hkv,P,hd]. Outputs
- *   logits [B,V] of the last position and present.{i}.key/value [B,Hkv,P+T,hd].
+ * decode: generation with a KV cache. Inputs input_ids [B,T] at positions P..P+T−1,
+ *   past.{i}.key/value [B,Hkv,P,hd] (P may be 0), the attention inputs. Outputs logits
+ *   [B,V] of the last position and present.{i}.key/value [B,Hkv,P+T,hd].
+ *
+ * Attention inputs, by implementation (S = P + T):
+ *   ops:   rope_cos/rope_sin [T,hd] for positions P..P+T−1, mask [T,S] (additive, causal);
+ *   fused: onnxruntime's GroupQueryAttention (com.microsoft), which applies RoPE and the
+ *          causal mask itself: cos_cache/sin_cache [S,hd/2] for positions 0..S−1,
+ *          seqlens_k [B] (int32, S − 1), total_sequence_length (int32 scalar, S).
+ *          Faster (no T×S score tensor), but its CPU kernel needs hd a multiple of 16.
  */
 export type Program = { kind: 'window'; logits?: boolean; nll?: boolean; stats?: boolean } | { kind: 'decode' };
+export type AttentionImpl = 'ops' | 'fused';
 
-export function programKey(p: Program): string {
-  return p.kind === 'decode' ? 'decode' : `window:${p.logits ? 'L' : ''}${p.nll ? 'N' : ''}${p.stats ? 'S' : ''}`;
+export function programKey(p: Program, attention: AttentionImpl): string {
+  const what = p.kind === 'decode' ? 'decode' : `window_${p.logits ? 'L' : ''}${p.nll ? 'N' : ''}${p.stats ? 'S' : ''}`;
+  return `${what}_${attention}`;
 }
 
 /** [out, in] row-major → [in, out], so the graph can use MatMul(x [.., in], W [in, out]). */
@@ -59,38 +68,24 @@ export function concat(parts: Float32Array[], scales: number[]): Float32Array {
   return out;
 }
 
-export function buildLlamaGraph(ck: Checkpoint, program: Program): Uint8Array {
+export function buildLlamaGraph(ck: Checkpoint, program: Program, attention: AttentionImpl): Uint8Array {
   const c = ck.config;
   const D = c.hiddenSize;
   const F = c.intermediateSize;
   const H = c.numHeads;
   const Hkv = c.numKvHeads;
   const hd = c.headDim;
-  const G = H / Hkv; // query heads per kv head
   const V = c.vocabSize;
   const L = c.numLayers;
   const qDim = H * hd;
   const kvDim = Hkv * hd;
   const w = (name: string) => toFloat32(tensor(ck, name));
-  const g = new GraphBuilder(`lopper_${programKey(program)}`);
+  const g = new GraphBuilder(`lopper_${programKey(program, attention)}`);
   const decode = program.kind === 'decode';
 
   // ---- inputs ----
   const ids = g.input('input_ids', ElemType.INT64, ['B', 'T']);
-  const cos = g.input('rope_cos', ElemType.FLOAT, ['T', hd]);
-  const sin = g.input('rope_sin', ElemType.FLOAT, ['T', hd]);
-  const mask = g.input('mask', ElemType.FLOAT, ['T', decode ? 'S' : 'T']);
-
-  // rotate_half(x)·sin = concat(x2, x1)·[−sin₁, sin₂]: fold the sign into the table once.
-  const [sin1, sin2] = g.opN('Split', [sin, g.ints([hd / 2, hd / 2])], 2, { axis: -1 });
-  const sinSigned = g.op('Concat', [g.op('Neg', [sin1]), sin2], { axis: -1 });
-  const cos4 = g.reshape(cos, [1, 1, -1, hd]); // [1,1,T,hd]
-  const sin4 = g.reshape(sinSigned, [1, 1, -1, hd]);
-  const rope = (x: string) => {
-    // x [B,h,T,hd]
-    const [x1, x2] = g.opN('Split', [x, g.ints([hd / 2, hd / 2])], 2, { axis: -1 });
-    return g.add(g.mul(x, cos4), g.mul(g.op('Concat', [x2, x1], { axis: -1 }), sin4));
-  };
+  const attend = attention === 'fused' ? fusedAttention(g, c, decode) : opsAttention(g, c, decode);
 
   // RMSNorm(x)·gain, as the pattern onnxruntime fuses into SimplifiedLayerNormalization.
   // Returns the mean square too: the calibration statistics reuse it for ‖x‖.
@@ -135,25 +130,7 @@ export function buildLlamaGraph(ck: Checkpoint, program: Program): Uint8Array {
       qkv = g.add(qkv, g.weight(`l${i}.bqkv`, [qDim + 2 * kvDim], b));
     }
     const [q0, k0, v0] = g.opN('Split', [qkv, g.ints([qDim, kvDim, kvDim])], 3, { axis: -1 });
-    const heads = (t: string, n: number) => g.transpose(g.reshape(t, [0, 0, n, hd]), [0, 2, 1, 3]); // [B,n,T,hd]
-    const q = rope(heads(q0, H)); // [B,H,T,hd]
-    let k = rope(heads(k0, Hkv)); // [B,Hkv,T,hd]
-    let v = heads(v0, Hkv);
-    if (decode) {
-      const pastK = g.input(`past.${i}.key`, ElemType.FLOAT, ['B', Hkv, 'P', hd]);
-      const pastV = g.input(`past.${i}.value`, ElemType.FLOAT, ['B', Hkv, 'P', hd]);
-      k = g.op('Concat', [pastK, k], { axis: 2 }); // [B,Hkv,S,hd]
-      v = g.op('Concat', [pastV, v], { axis: 2 });
-      g.output(k, `present.${i}.key`, ElemType.FLOAT, ['B', Hkv, 'S', hd]);
-      g.output(v, `present.${i}.value`, ElemType.FLOAT, ['B', Hkv, 'S', hd]);
-    }
-    // GQA without copying K/V: group the query heads of each kv head and let MatMul broadcast.
-    const qg = g.reshape(q, [0, Hkv, G, -1, hd]); // [B,Hkv,G,T,hd]
-    const kT = g.op('Unsqueeze', [g.transpose(k, [0, 1, 3, 2]), g.ints([2])]); // [B,Hkv,1,hd,S]
-    const vg = g.op('Unsqueeze', [v, g.ints([2])]); // [B,Hkv,1,S,hd]
-    const scores = g.add(g.matmul(qg, kT), mask); // [B,Hkv,G,T,S]
-    const att = g.matmul(g.op('Softmax', [scores], { axis: -1 }), vg); // [B,Hkv,G,T,hd]
-    const merged = g.reshape(g.transpose(g.reshape(att, [0, H, -1, hd]), [0, 2, 1, 3]), [0, 0, qDim]); // [B,T,H*hd]
+    const merged = attend(i, q0, k0, v0); // [B,T,H*hd]
     // o_proj [D, H*hd]
     let o = g.matmul(merged, g.weight(`l${i}.wo`, [qDim, D], transposed(w(p + 'self_attn.o_proj.weight'), D, qDim)));
     if (c.oBias) o = g.add(o, g.weight(`l${i}.bo`, [D], w(p + 'self_attn.o_proj.bias')));
@@ -218,4 +195,84 @@ export function buildLlamaGraph(ck: Checkpoint, program: Program): Uint8Array {
     }
   }
   return g.encode();
+}
+
+/** Attention of layer i: q [B,T,H*hd] (already scaled by 1/√hd), k, v [B,T,Hkv*hd] → [B,T,H*hd]. */
+type Attend = (i: number, q: string, k: string, v: string) => string;
+
+/** KV cache in and out of layer i (decode only): past.{i}.* inputs, present.{i}.* outputs. */
+function pastInputs(g: GraphBuilder, c: LlamaConfig, i: number): [string, string] {
+  const dims = ['B', c.numKvHeads, 'P', c.headDim];
+  return [g.input(`past.${i}.key`, ElemType.FLOAT, dims), g.input(`past.${i}.value`, ElemType.FLOAT, dims)];
+}
+function presentOutputs(g: GraphBuilder, c: LlamaConfig, i: number, k: string, v: string) {
+  const dims = ['B', c.numKvHeads, 'S', c.headDim];
+  g.output(k, `present.${i}.key`, ElemType.FLOAT, dims);
+  g.output(v, `present.${i}.value`, ElemType.FLOAT, dims);
+}
+
+/** Attention from standard ONNX ops: runs on every execution provider and any head size. */
+function opsAttention(g: GraphBuilder, c: LlamaConfig, decode: boolean): Attend {
+  const { numHeads: H, numKvHeads: Hkv, headDim: hd } = c;
+  const G = H / Hkv; // query heads per kv head
+  const cos = g.input('rope_cos', ElemType.FLOAT, ['T', hd]);
+  const sin = g.input('rope_sin', ElemType.FLOAT, ['T', hd]);
+  const mask = g.input('mask', ElemType.FLOAT, ['T', 'S']);
+
+  // rotate_half(x)·sin = concat(x2, x1)·[−sin₁, sin₂]: fold the sign into the table once.
+  const [sin1, sin2] = g.opN('Split', [sin, g.ints([hd / 2, hd / 2])], 2, { axis: -1 });
+  const sinSigned = g.op('Concat', [g.op('Neg', [sin1]), sin2], { axis: -1 });
+  const cos4 = g.reshape(cos, [1, 1, -1, hd]); // [1,1,T,hd]
+  const sin4 = g.reshape(sinSigned, [1, 1, -1, hd]);
+  const rope = (x: string) => {
+    // x [B,h,T,hd]
+    const [x1, x2] = g.opN('Split', [x, g.ints([hd / 2, hd / 2])], 2, { axis: -1 });
+    return g.add(g.mul(x, cos4), g.mul(g.op('Concat', [x2, x1], { axis: -1 }), sin4));
+  };
+  const heads = (t: string, n: number) => g.transpose(g.reshape(t, [0, 0, n, hd]), [0, 2, 1, 3]); // [B,n,T,hd]
+
+  return (i, q0, k0, v0) => {
+    const q = rope(heads(q0, H)); // [B,H,T,hd]
+    let k = rope(heads(k0, Hkv)); // [B,Hkv,T,hd]
+    let v = heads(v0, Hkv);
+    if (decode) {
+      const [pastK, pastV] = pastInputs(g, c, i);
+      k = g.op('Concat', [pastK, k], { axis: 2 }); // [B,Hkv,S,hd]
+      v = g.op('Concat', [pastV, v], { axis: 2 });
+      presentOutputs(g, c, i, k, v);
+    }
+    // GQA without copying K/V: group the query heads of each kv head and let MatMul broadcast.
+    const qg = g.reshape(q, [0, Hkv, G, -1, hd]); // [B,Hkv,G,T,hd]
+    const kT = g.op('Unsqueeze', [g.transpose(k, [0, 1, 3, 2]), g.ints([2])]); // [B,Hkv,1,hd,S]
+    const vg = g.op('Unsqueeze', [v, g.ints([2])]); // [B,Hkv,1,S,hd]
+    const scores = g.add(g.matmul(qg, kT), mask); // [B,Hkv,G,T,S]
+    const att = g.matmul(g.op('Softmax', [scores], { axis: -1 }), vg); // [B,Hkv,G,T,hd]
+    return g.reshape(g.transpose(g.reshape(att, [0, H, -1, hd]), [0, 2, 1, 3]), [0, 0, H * hd]);
+  };
+}
+
+/** onnxruntime's fused GroupQueryAttention: RoPE, causal mask, GQA and the cache in one op. */
+function fusedAttention(g: GraphBuilder, c: LlamaConfig, decode: boolean): Attend {
+  const { numHeads: H, numKvHeads: Hkv, headDim: hd } = c;
+  const seqlensK = g.input('seqlens_k', ElemType.INT32, ['B']);
+  const totalLength = g.input('total_sequence_length', ElemType.INT32, []);
+  const cosCache = g.input('cos_cache', ElemType.FLOAT, ['S', hd / 2]);
+  const sinCache = g.input('sin_cache', ElemType.FLOAT, ['S', hd / 2]);
+  return (i, q, k, v) => {
+    const past = decode ? pastInputs(g, c, i) : ['', '']; // '' = optional input left out
+    const [out, presentK, presentV] = g.opN(
+      'GroupQueryAttention',
+      [q, k, v, ...past, seqlensK, totalLength, cosCache, sinCache],
+      3,
+      { num_heads: H, kv_num_heads: Hkv, scale: { float: 1 }, do_rotary: 1, rotary_interleaved: 0 },
+      { domain: 'com.microsoft' },
+    );
+    if (decode) presentOutputs(g, c, i, presentK, presentV);
+    return out;
+  };
+}
+
+/** The attention implementation the engine uses for this model on this runtime. */
+export function attentionFor(c: LlamaConfig, runtimeHasFused: boolean): AttentionImpl {
+  return runtimeHasFused && c.headDim % 16 === 0 ? 'fused' : 'ops';
 }

@@ -1,6 +1,6 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import { LopperError } from '../errors';
-import { buildLlamaGraph, programKey, type Program } from '../graph/llama';
+import { attentionFor, buildLlamaGraph, programKey, type AttentionImpl, type Program } from '../graph/llama';
 import type { Checkpoint } from '../model/checkpoint';
 import { ropeTables } from '../reference/rope';
 import { cutWindows } from '../text/windows';
@@ -34,23 +34,38 @@ export type Progress = (done: number, total: number) => void;
 
 const MASKED = -1e30;
 
+/** RoPE angles for positions 0..n−1 as float32: full [n, hd] rows and cos/sin-cache [n, hd/2] rows. */
+interface RopeTable {
+  n: number;
+  cos: Float32Array;
+  sin: Float32Array;
+  cosHalf: Float32Array;
+  sinHalf: Float32Array;
+}
+
 /**
  * Runs a Checkpoint with onnxruntime (web or node, any execution provider) through graphs
  * built from it. Sessions are built on first use per program and kept until dispose().
  */
 export class Engine {
   private sessions = new Map<string, Promise<InferenceSession>>();
+  private ropeTable: RopeTable = { n: 0, cos: new Float32Array(0), sin: new Float32Array(0), cosHalf: new Float32Array(0), sinHalf: new Float32Array(0) };
+  /** Which attention the graphs use (see graph/llama.ts). */
+  readonly attention: AttentionImpl;
 
   constructor(
     readonly checkpoint: Checkpoint,
     readonly runtime: Runtime,
-  ) {}
+    opts: { attention?: AttentionImpl } = {},
+  ) {
+    this.attention = opts.attention ?? attentionFor(checkpoint.config, runtime.fusedAttention);
+  }
 
   private session(program: Program): Promise<InferenceSession> {
-    const key = programKey(program);
+    const key = programKey(program, this.attention);
     let s = this.sessions.get(key);
     if (!s) {
-      const bytes = buildLlamaGraph(this.checkpoint, program);
+      const bytes = buildLlamaGraph(this.checkpoint, program, this.attention);
       s = this.runtime.ort.InferenceSession.create(bytes, this.runtime.sessionOptions);
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
@@ -69,19 +84,39 @@ export class Engine {
     return new this.runtime.ort.Tensor('int64', data, [B, T]);
   }
 
-  /** RoPE tables for positions start..start+T−1, as float32 [T, hd]. */
-  private rope(start: number, T: number): { rope_cos: Tensor; rope_sin: Tensor } {
-    const { cos, sin } = ropeTables(this.checkpoint.config, { start, length: T });
-    const hd = this.checkpoint.config.headDim;
-    return { rope_cos: this.f32(Float32Array.from(cos), [T, hd]), rope_sin: this.f32(Float32Array.from(sin), [T, hd]) };
+  /** The RoPE table, grown to cover positions 0..n−1. */
+  private rope(n: number): RopeTable {
+    if (this.ropeTable.n < n) {
+      const size = Math.max(n, this.checkpoint.config.maxPositions);
+      const { cos, sin } = ropeTables(this.checkpoint.config, { start: 0, length: size });
+      const hd = this.checkpoint.config.headDim;
+      const half = (t: Float64Array) => Float32Array.from({ length: (size * hd) / 2 }, (_, i) => t[Math.floor(i / (hd / 2)) * hd + (i % (hd / 2))]);
+      this.ropeTable = { n: size, cos: Float32Array.from(cos), sin: Float32Array.from(sin), cosHalf: half(cos), sinHalf: half(sin) };
+    }
+    return this.ropeTable;
   }
 
-  /** Additive mask [T, P+T]: query t sees keys 0..P+t, except `hidden` leading keys. */
-  private mask(T: number, P: number, hidden = 0): Tensor {
+  /** Attention inputs for B sequences of T new tokens after P cached ones (see graph/llama.ts). */
+  private attentionFeeds(B: number, P: number, T: number): Record<string, Tensor> {
     const S = P + T;
-    const m = new Float32Array(T * S);
-    for (let t = 0; t < T; t++) for (let s = 0; s < S; s++) if (s > P + t || s < hidden) m[t * S + s] = MASKED;
-    return this.f32(m, [T, S]);
+    const hd = this.checkpoint.config.headDim;
+    const rope = this.rope(S);
+    const ort = this.runtime.ort;
+    if (this.attention === 'fused') {
+      return {
+        seqlens_k: new ort.Tensor('int32', new Int32Array(B).fill(S - 1), [B]),
+        total_sequence_length: new ort.Tensor('int32', Int32Array.of(S), []),
+        cos_cache: this.f32(rope.cosHalf.subarray(0, (S * hd) / 2), [S, hd / 2]),
+        sin_cache: this.f32(rope.sinHalf.subarray(0, (S * hd) / 2), [S, hd / 2]),
+      };
+    }
+    const mask = new Float32Array(T * S);
+    for (let t = 0; t < T; t++) mask.fill(MASKED, t * S + P + t + 1, (t + 1) * S); // query t sees keys ≤ P+t
+    return {
+      rope_cos: this.f32(rope.cos.subarray(P * hd, S * hd), [T, hd]),
+      rope_sin: this.f32(rope.sin.subarray(P * hd, S * hd), [T, hd]),
+      mask: this.f32(mask, [T, S]),
+    };
   }
 
   private checkIds(windows: readonly (readonly number[])[]) {
@@ -98,7 +133,7 @@ export class Engine {
   private async runWindows(program: Program & { kind: 'window' }, windows: readonly (readonly number[])[]) {
     this.checkIds(windows);
     const T = windows[0].length;
-    const feeds: Record<string, Tensor> = { input_ids: this.i64(windows), ...this.rope(0, T), mask: this.mask(T, 0) };
+    const feeds: Record<string, Tensor> = { input_ids: this.i64(windows), ...this.attentionFeeds(windows.length, 0, T) };
     if (program.nll) feeds.targets = this.i64(windows.map((w) => [...w.slice(1), 0]));
     const session = await this.session(program);
     return session.run(feeds);
@@ -145,10 +180,7 @@ export class Engine {
     return { ppl: Math.exp(nllSum / tokens), tokens, windows: windows.length, nllSum };
   }
 
-  /**
-   * Generate after `prompt` (token ids, BOS included) with a KV cache; yields each new id.
-   * The cache starts with one masked slot so prefill and decode share one graph.
-   */
+  /** Generate after `prompt` (token ids, BOS included) with a KV cache; yields each new id. */
   async *generate(prompt: readonly number[], opts: GenerateOptions = {}): AsyncGenerator<number> {
     const c = this.checkpoint.config;
     if (prompt.length === 0) throw new LopperError('bad-input', 'the prompt must have at least one token (BOS)');
@@ -156,27 +188,20 @@ export class Engine {
     const maxTokens = Math.min(opts.maxTokens ?? 256, c.maxPositions - prompt.length);
     const sample = makeSampler(opts);
     const session = await this.session({ kind: 'decode' });
-    const kvShape = [1, c.numKvHeads, 1, c.headDim];
     const past: Record<string, Tensor> = {};
     for (let i = 0; i < c.numLayers; i++) {
-      past[`past.${i}.key`] = this.f32(new Float32Array(c.numKvHeads * c.headDim), kvShape);
-      past[`past.${i}.value`] = this.f32(new Float32Array(c.numKvHeads * c.headDim), kvShape);
+      for (const kv of ['key', 'value']) past[`past.${i}.${kv}`] = this.f32(new Float32Array(0), [1, c.numKvHeads, 0, c.headDim]);
     }
     let input = [...prompt];
-    let P = 1; // cache length, the masked slot included
+    let P = 0; // tokens in the cache
     for (let n = 0; n < maxTokens; n++) {
       const T = input.length;
-      const out = await session.run({
-        input_ids: this.i64([input]),
-        ...this.rope(P - 1, T),
-        mask: this.mask(T, P, 1),
-        ...past,
-      });
+      const out = await session.run({ input_ids: this.i64([input]), ...this.attentionFeeds(1, P, T), ...past });
       for (let i = 0; i < c.numLayers; i++) {
-        past[`past.${i}.key`].dispose();
-        past[`past.${i}.value`].dispose();
-        past[`past.${i}.key`] = out[`present.${i}.key`];
-        past[`past.${i}.value`] = out[`present.${i}.value`];
+        for (const kv of ['key', 'value']) {
+          past[`past.${i}.${kv}`].dispose();
+          past[`past.${i}.${kv}`] = out[`present.${i}.${kv}`];
+        }
       }
       P += T;
       const next = sample(out.logits.data as Float32Array);

@@ -7,5 +7,6 @@ export function nodeRuntime(threads = 0): Runtime {
     name: 'onnxruntime-node cpu',
     ort: ortNode as unknown as Runtime['ort'],
     sessionOptions: { executionProviders: ['cpu'], intraOpNumThreads: threads, graphOptimizationLevel: 'all' },
+    fusedAttention: true,
   };
 }

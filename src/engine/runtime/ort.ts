@@ -12,4 +12,6 @@ export interface Runtime {
   name: string;
   ort: OrtModule;
   sessionOptions: InferenceSession.SessionOptions;
+  /** Whether its execution provider has com.microsoft GroupQueryAttention (with RoPE). */
+  fusedAttention: boolean;
 }

@@ -8,5 +8,6 @@ export function webWasmRuntime(threads = 0): Runtime {
     name: 'onnxruntime-web wasm',
     ort: ortWeb as unknown as Runtime['ort'],
     sessionOptions: { executionProviders: ['wasm'], graphOptimizationLevel: 'all' },
+    fusedAttention: true,
   };
 }
