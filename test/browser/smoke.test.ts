@@ -3,16 +3,17 @@
  * cross-origin isolation, multi-threaded WASM and WebGPU (SwiftShader) through
  * onnxruntime-web with files from our own server, and the shared models folder.
  */
-import * as ort from 'onnxruntime-web';
-// The default bundle embeds its Emscripten loader (.mjs) and fetches one .wasm. Pointing
-// wasmPaths at Vite's own URL for that file keeps it local in dev, tests and builds.
-import jsepWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.jsep.wasm?url';
+// The build the app uses (src/engine/runtime/web.ts): native WebGPU EP + WASM in one .wasm.
+// Its bundle embeds the Emscripten loader (.mjs) and fetches one .wasm; pointing wasmPaths
+// at Vite's own URL for that file keeps it local in dev, tests and builds.
+import * as ort from 'onnxruntime-web/webgpu';
+import wasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
 import { describe, expect, it } from 'vitest';
 import { matMulAddModel, maxAbsDiff } from './helpers/tiny-model';
 
 const THREADS = 4;
 ort.env.wasm.numThreads = THREADS;
-ort.env.wasm.wasmPaths = { wasm: jsepWasmUrl };
+ort.env.wasm.wasmPaths = { wasm: wasmUrl };
 
 const model = matMulAddModel();
 
