@@ -39,6 +39,19 @@ for name in check node browser; do
     grep -E '^svelte-check found|^ *(Test Files|Tests|Errors|Duration) ' || echo "  (no summary line; see the output above)"
 done
 
+# One closing line over all Vitest projects, in the plain form CI reads: "N passed, N failed".
+passed=0
+fails=0
+for name in node browser; do
+  line=$(sed -e 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" | grep -E '^ *Tests ' | tail -n 1 || true)
+  p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || true)
+  f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || true)
+  passed=$((passed + ${p:-0}))
+  fails=$((fails + ${f:-0}))
+  [ -n "$line" ] || fails=$((fails + 1)) # a project that printed no summary did not pass
+done
+echo "${passed} passed, ${fails} failed"
+
 if ((${#failed[@]})); then
   echo "FAILED: ${failed[*]}"
   exit 1
