@@ -121,6 +121,25 @@ describe.each(runtimes)('$name', (runtime) => {
     expect(maxRelError(await open(back).logits(tokens(9, ck.config.vocabSize)), ref.forward(tokens(9, ck.config.vocabSize)).logits)).toBeLessThan(TOL);
   });
 
+  test('a pass restarted from a stream checkpoint X_k gives the same statistics, streams and NLL', async () => {
+    const ck = await stories();
+    const e = open(ck);
+    const ws = [tokens(48, 512, 3), tokens(48, 512, 4)];
+    const full = await e.pass(ws, { stats: true, streams: true, nll: true });
+    const ref = new ReferenceModel(ck).forward(ws[0]).streams;
+    for (let k = 0; k <= ck.config.numLayers; k++) expect(maxRelError(full[0].streams[k], ref[k])).toBeLessThan(TOL);
+    for (const k of [1, 3]) {
+      const part = await e.pass(ws, { stats: true, streams: true, nll: true }, { from: k, streams: full.map((r) => r.streams[k]) });
+      part.forEach((p, b) => {
+        expect(p.cos.slice(0, k).every((x) => x === undefined)).toBe(true);
+        for (let j = k; j < ck.config.numLayers; j++) expect(maxRelError(p.cos[j], full[b].cos[j])).toBeLessThan(1e-6);
+        for (let j = k; j <= ck.config.numLayers; j++) expect(maxRelError(p.absMean[j], full[b].absMean[j])).toBeLessThan(1e-6);
+        expect(maxRelError(p.streams[ck.config.numLayers], full[b].streams[ck.config.numLayers])).toBeLessThan(1e-6);
+        expect(maxRelError(p.nll!, full[b].nll!)).toBeLessThan(1e-6);
+      });
+    }
+  });
+
   test('batched windows give the same NLL as one at a time', async () => {
     const ck = await stories();
     const e = open(ck);

@@ -6,13 +6,17 @@ import { ElemType, GraphBuilder } from './builder';
 /**
  * What a graph computes. Both run the same decoder; they differ in inputs and outputs.
  *
- * window: B windows of T tokens each, no cache. Inputs input_ids [B,T] (int64), targets
- *   [B,T] when nll, and the attention inputs below with P = 0. Outputs any of
+ * window: B windows of T tokens each, no cache, through layers `from`..L−1 (default 0).
+ *   Inputs input_ids [B,T] (int64) when from = 0, else stream_in [B,T,D] (the stream X_from
+ *   entering layer `from`); targets [B,T] when nll; the attention inputs below with P = 0.
+ *   Outputs any of
  *     logits [B,T,V];
  *     nll [B,T]: −log p(targets[b,t] | tokens ≤ t);
- *     stats: stats.cos.{k} [B,T] (cosine between X_k and X_{k+1} per token, k < L) and
- *            stats.absmean.{k} [B,D] (mean over tokens of |X_k| per channel, k ≤ L),
- *            so whole hidden states never leave the runtime.
+ *     stats: stats.cos.{k} [B,T] (cosine between X_k and X_{k+1} per token, from ≤ k < L) and
+ *            stats.absmean.{k} [B,D] (mean over tokens of |X_k| per channel, from ≤ k ≤ L),
+ *            so whole hidden states need not leave the runtime;
+ *     streams: stream.{k} [B,T,D], the streams X_k the graph computes (from < k ≤ L, and X_0
+ *            when from = 0): checkpoints that let pruning restart mid-model.
  *
  * decode: generation with a KV cache. Inputs input_ids [B,T] at positions P..P+T−1,
  *   past.{i}.key/value [B,Hkv,P,hd] (P may be 0), the attention inputs. Outputs logits
@@ -25,11 +29,16 @@ import { ElemType, GraphBuilder } from './builder';
  *          seqlens_k [B] (int32, S − 1), total_sequence_length (int32 scalar, S).
  *          Faster (no T×S score tensor), but its CPU kernel needs hd a multiple of 16.
  */
-export type Program = { kind: 'window'; logits?: boolean; nll?: boolean; stats?: boolean } | { kind: 'decode' };
+export type Program =
+  | { kind: 'window'; from?: number; logits?: boolean; nll?: boolean; stats?: boolean; streams?: boolean }
+  | { kind: 'decode' };
 export type AttentionImpl = 'ops' | 'fused';
 
 export function programKey(p: Program, attention: AttentionImpl): string {
-  const what = p.kind === 'decode' ? 'decode' : `window_${p.logits ? 'L' : ''}${p.nll ? 'N' : ''}${p.stats ? 'S' : ''}`;
+  const what =
+    p.kind === 'decode'
+      ? 'decode'
+      : `window${p.from ?? 0}_${p.logits ? 'L' : ''}${p.nll ? 'N' : ''}${p.stats ? 'S' : ''}${p.streams ? 'X' : ''}`;
   return `${what}_${attention}`;
 }
 
@@ -82,9 +91,7 @@ export function buildLlamaGraph(ck: Checkpoint, program: Program, attention: Att
   const w = (name: string) => toFloat32(tensor(ck, name));
   const g = new GraphBuilder(`lopper_${programKey(program, attention)}`);
   const decode = program.kind === 'decode';
-
-  // ---- inputs ----
-  const ids = g.input('input_ids', ElemType.INT64, ['B', 'T']);
+  const from = program.kind === 'window' ? (program.from ?? 0) : 0;
   const attend = attention === 'fused' ? fusedAttention(g, c, decode) : opsAttention(g, c, decode);
 
   // RMSNorm(x)·gain, as the pattern onnxruntime fuses into SimplifiedLayerNormalization.
@@ -96,22 +103,27 @@ export function buildLlamaGraph(ck: Checkpoint, program: Program, attention: Att
     return { y, ms };
   };
 
-  // ---- embedding ----
-  // model.embed_tokens.weight [V, D]
-  const embed = g.weight('embed', [V, D], w('model.embed_tokens.weight'));
-  let x = g.op('Gather', [embed, ids], { axis: 0 }); // X_0 [B,T,D]
+  // ---- embedding, or the stream entering layer `from` ----
+  let x: string; // X_from [B,T,D]
+  if (from === 0) {
+    // model.embed_tokens.weight [V, D]
+    const embed = g.weight('embed', [V, D], w('model.embed_tokens.weight'));
+    x = g.op('Gather', [embed, g.input('input_ids', ElemType.INT64, ['B', 'T'])], { axis: 0 });
+  } else {
+    x = g.input('stream_in', ElemType.FLOAT, ['B', 'T', D]);
+  }
 
   const stats = program.kind === 'window' && program.stats;
-  const prevMs: string[] = []; // mean square of X_k, per k
-  const streams: string[] = [x];
+  const ms: string[] = []; // ms[k − from]: mean square of X_k over the hidden axis [B,T,1]
+  const streams: string[] = [x]; // streams[k − from] = X_k
 
-  for (let i = 0; i < L; i++) {
+  for (let i = from; i < L; i++) {
     const p = layerPrefix(i);
     const scale = 1 / Math.sqrt(hd); // folded into W_q (and b_q)
 
     // ---- attention ----
     const attNorm = rmsNorm(x, g.weight(`l${i}.att_norm`, [D], w(p + 'input_layernorm.weight')));
-    prevMs.push(attNorm.ms);
+    ms.push(attNorm.ms);
     // q_proj [H*hd, D], k_proj [Hkv*hd, D], v_proj [Hkv*hd, D] → W_qkv [D, H*hd + 2·Hkv*hd]
     const wqkv = fusedTransposed(
       [
@@ -162,19 +174,23 @@ export function buildLlamaGraph(ck: Checkpoint, program: Program, attention: Att
   // ---- final norm and LM head ----
   if (decode) x = g.op('Slice', [x, g.ints([-1]), g.ints([2 ** 62]), g.ints([1])]); // last position [B,1,D]
   const finalNorm = rmsNorm(x, g.weight('final_norm', [D], w('model.norm.weight')));
-  prevMs.push(finalNorm.ms);
+  ms.push(finalNorm.ms);
 
   if (stats) {
     // cos(X_k, X_{k+1}) per token = <X_k, X_{k+1}> / (D·sqrt(ms_k·ms_{k+1})), ms from the norms above.
     const dim = g.scalar(D);
-    for (let k = 0; k < L; k++) {
-      const dot = g.reduceSum(g.mul(streams[k], streams[k + 1]), [-1], 0); // [B,T]
-      const norms = g.mul(g.op('Sqrt', [g.mul(prevMs[k], prevMs[k + 1])]), dim); // [B,T,1]
+    for (let k = from; k < L; k++) {
+      const [a, b] = [k - from, k + 1 - from];
+      const dot = g.reduceSum(g.mul(streams[a], streams[b]), [-1], 0); // [B,T]
+      const norms = g.mul(g.op('Sqrt', [g.mul(ms[a], ms[b])]), dim); // [B,T,1]
       g.output(g.div(dot, g.op('Squeeze', [norms, g.ints([-1])])), `stats.cos.${k}`, ElemType.FLOAT, ['B', 'T']);
     }
-    for (let k = 0; k <= L; k++) {
-      g.output(g.reduceMean(g.op('Abs', [streams[k]]), [1], 0), `stats.absmean.${k}`, ElemType.FLOAT, ['B', D]);
+    for (let k = from; k <= L; k++) {
+      g.output(g.reduceMean(g.op('Abs', [streams[k - from]]), [1], 0), `stats.absmean.${k}`, ElemType.FLOAT, ['B', D]);
     }
+  }
+  if (program.kind === 'window' && program.streams) {
+    for (let k = from === 0 ? 0 : from + 1; k <= L; k++) g.output(streams[k - from], `stream.${k}`, ElemType.FLOAT, ['B', 'T', D]);
   }
 
   const wantLogits = decode || program.logits || program.nll;

@@ -15,6 +15,24 @@ export interface WindowStats {
   absMean: Float32Array[];
 }
 
+/** What a pass returns (each optional). */
+export interface PassOutputs {
+  stats?: boolean;
+  nll?: boolean;
+  logits?: boolean;
+  streams?: boolean;
+}
+
+/** One window's results from a pass; arrays are indexed by absolute boundary k. */
+export interface WindowResult extends WindowStats {
+  /** X_k [T·D] for every boundary the pass computed */
+  streams: Float32Array[];
+  /** W − 1 values */
+  nll?: Float32Array;
+  /** [T, V] */
+  logits?: Float32Array;
+}
+
 export interface PerplexityResult {
   ppl: number;
   /** predicted tokens: windows × (W − 1) */
@@ -129,39 +147,58 @@ export class Engine {
     }
   }
 
-  /** Run a window program on a batch of equal-length windows. */
-  private async runWindows(program: Program & { kind: 'window' }, windows: readonly (readonly number[])[]) {
+  /**
+   * One pass over a batch of equal-length windows through layers `from`..L−1: from the
+   * tokens (from = 0) or from given streams X_from (one [T·D] array per window). `want`
+   * picks the outputs (see graph/llama.ts); results are split per window and indexed by
+   * absolute boundary k, so callers never deal with offsets.
+   */
+  async pass(windows: readonly (readonly number[])[], want: PassOutputs, start?: { from: number; streams: readonly Float32Array[] }): Promise<WindowResult[]> {
     this.checkIds(windows);
+    const { numLayers: L, hiddenSize: D, vocabSize: V } = this.checkpoint.config;
+    const B = windows.length;
     const T = windows[0].length;
-    const feeds: Record<string, Tensor> = { input_ids: this.i64(windows), ...this.attentionFeeds(windows.length, 0, T) };
-    if (program.nll) feeds.targets = this.i64(windows.map((w) => [...w.slice(1), 0]));
-    const session = await this.session(program);
-    return session.run(feeds);
+    const from = start?.from ?? 0;
+    const program: Program = { kind: 'window', from, ...want };
+    const feeds: Record<string, Tensor> = this.attentionFeeds(B, 0, T);
+    if (from === 0) feeds.input_ids = this.i64(windows);
+    else {
+      if (!start || start.streams.length !== B || start.streams.some((x) => x.length !== T * D)) {
+        throw new LopperError('bad-input', `a pass from layer ${from} needs one [${T}×${D}] stream per window`);
+      }
+      const x = new Float32Array(B * T * D);
+      start.streams.forEach((s, b) => x.set(s, b * T * D));
+      feeds.stream_in = this.f32(x, [B, T, D]);
+    }
+    if (want.nll) feeds.targets = this.i64(windows.map((w) => [...w.slice(1), 0]));
+    const out = await (await this.session(program)).run(feeds);
+    const part = (name: string, b: number, n: number) => (out[name].data as Float32Array).slice(b * n, (b + 1) * n);
+    return windows.map((_, b) => {
+      const r: WindowResult = { cos: [], absMean: [], streams: [] };
+      if (want.stats) {
+        for (let k = from; k < L; k++) r.cos[k] = part(`stats.cos.${k}`, b, T);
+        for (let k = from; k <= L; k++) r.absMean[k] = part(`stats.absmean.${k}`, b, D);
+      }
+      if (want.streams) for (let k = from === 0 ? 0 : from + 1; k <= L; k++) r.streams[k] = part(`stream.${k}`, b, T * D);
+      if (want.nll) r.nll = part('nll', b, T).subarray(0, T - 1);
+      if (want.logits) r.logits = part('logits', b, T * V);
+      return r;
+    });
   }
 
   /** Logits [T, V] for one window. */
   async logits(window: readonly number[]): Promise<Float32Array> {
-    const out = await this.runWindows({ kind: 'window', logits: true }, [window]);
-    return out.logits.data as Float32Array;
+    return (await this.pass([window], { logits: true }))[0].logits!;
   }
 
   /** Per-token NLL of tokens 2..W of each window given their prefix: W − 1 values per window. */
   async nll(windows: readonly (readonly number[])[]): Promise<Float32Array[]> {
-    const out = await this.runWindows({ kind: 'window', nll: true }, windows);
-    const T = windows[0].length;
-    const all = out.nll.data as Float32Array;
-    return windows.map((_, b) => all.slice(b * T, b * T + T - 1));
+    return (await this.pass(windows, { nll: true })).map((r) => r.nll!);
   }
 
   /** Calibration statistics for each window (see WindowStats). */
   async stats(windows: readonly (readonly number[])[]): Promise<WindowStats[]> {
-    const out = await this.runWindows({ kind: 'window', stats: true }, windows);
-    const { numLayers: L, hiddenSize: D } = this.checkpoint.config;
-    const T = windows[0].length;
-    return windows.map((_, b) => ({
-      cos: Array.from({ length: L }, (_, k) => (out[`stats.cos.${k}`].data as Float32Array).slice(b * T, (b + 1) * T)),
-      absMean: Array.from({ length: L + 1 }, (_, k) => (out[`stats.absmean.${k}`].data as Float32Array).slice(b * D, (b + 1) * D)),
-    }));
+    return (await this.pass(windows, { stats: true })).map(({ cos, absMean }) => ({ cos, absMean }));
   }
 
   /** Perplexity of a text's token ids under the protocol of text/windows.ts. */
