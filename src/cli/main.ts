@@ -6,19 +6,27 @@
  *   lopper ppl      --model MODEL --text FILE [--window W] [--max-windows K] [--json]
  *   lopper generate --model MODEL [--prompt TEXT] [--max-tokens N] [--temperature T] [--top-k K] [--seed S] [--json]
  *   lopper convert  --model MODEL --to hf --out DIR
+ *   lopper prune    --model MODEL --metric M --layers N --mode MODE --calib FILE [--calib-windows K] [--window W]
+ *                   [--fold paper|tied] [--eval FILE] [--out DIR] [--json]
+ *   lopper compare  --model MODEL --metric M --layers N --calib FILE --eval FILE [...]: baseline vs Prune&Comp
  *
  * MODEL is a llama2.c .bin (tokenizer beside it, or --tokenizer FILE) or a Hugging Face folder.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { LopperError } from '../engine/errors';
 import { writeHfFolder } from '../engine/formats/hf';
 import { writeFolder } from '../engine/formats/hf-node';
+import { writeLlama2c } from '../engine/formats/llama2c';
 import { loadModelPath } from '../engine/formats/load-node';
 import { parameterCount, type Checkpoint } from '../engine/model/checkpoint';
 import { describeConfig } from '../engine/model/config';
 import { Engine } from '../engine/runtime/engine';
 import { nodeRuntime } from '../engine/runtime/node';
 import type { Runtime } from '../engine/runtime/ort';
+import { cutWindows } from '../engine/text/windows';
+import { isMetric, METRICS, type Metric } from '../engine/prune/metrics';
+import { MODES, prune, type Mode, type Plan, type PruneOptions } from '../engine/prune/plan';
 import { float, int, parse, required } from './args';
 
 const USAGE = `usage: lopper <command> [options]
@@ -28,6 +36,19 @@ commands:
   ppl       --model MODEL --text FILE [--window W=256] [--max-windows K] [--json]
   generate  --model MODEL [--prompt TEXT] [--max-tokens N=256] [--temperature T=0] [--top-k K] [--seed S] [--json]
   convert   --model MODEL --to hf --out DIR
+  prune     --model MODEL --metric METRIC --layers N --mode MODE --calib FILE
+            [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--eval FILE] [--out DIR] [--json]
+  compare   --model MODEL --metric METRIC --layers N --calib FILE --eval FILE
+            [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--json]
+            (baseline and Prune&Comp side by side)
+
+pruning options:
+  METRIC             ${METRICS.join('|')}
+  MODE               ${MODES.join('|')}
+  --skip-first N, --skip-last N   eligibility barriers (default: the paper's per metric)
+  --seed S           seed of the random metric (default 0)
+  --no-reuse         recompute every layer at every step instead of reusing statistics (exact for
+                     the paper fold, where reuse is exact only up to the RMSNorm ε term)
 
 common options:
   --tokenizer FILE   llama2.c tokenizer .bin, when it is not beside the model
@@ -69,6 +90,121 @@ async function readText(path: string): Promise<string> {
 }
 
 const out = (s: string) => process.stdout.write(s);
+
+// ---------------------------------------------------------------- pruning
+
+const pruneArgs = {
+  ...common,
+  metric: { type: 'string' },
+  layers: { type: 'string' },
+  calib: { type: 'string' },
+  'calib-windows': { type: 'string' },
+  window: { type: 'string' },
+  fold: { type: 'string' },
+  eval: { type: 'string' },
+  'skip-first': { type: 'string' },
+  'skip-last': { type: 'string' },
+  seed: { type: 'string' },
+  'no-reuse': { type: 'boolean' },
+} as const;
+
+interface PruneSetup {
+  ck: Checkpoint;
+  runtime: Runtime;
+  window: number;
+  /** calibration windows (token ids, BOS first) */
+  windows: number[][];
+  /** evaluation text's ids (BOS first), when --eval was given */
+  evalIds?: number[];
+  opts: Omit<PruneOptions, 'mode'>;
+}
+
+/** Text → ids with BOS first, cut into windows; a too-short text names the file. */
+function windowsOf(ck: Checkpoint, text: string, path: string, what: string, W: number, K?: number): { ids: number[]; windows: number[][] } {
+  const ids = [ck.config.bosTokenId, ...ck.tokenizer.encode(text)];
+  try {
+    return { ids, windows: cutWindows(ids, W, K) };
+  } catch (e) {
+    if (e instanceof LopperError) throw new LopperError(e.code, `${what}: ${e.message}`, path);
+    throw e;
+  }
+}
+
+/** Options, texts and model for prune/compare, all checked before any work. */
+async function pruneSetup(v: Record<string, unknown>, evalRequired: boolean): Promise<PruneSetup> {
+  const metric = required(v, 'metric');
+  if (!isMetric(metric)) throw new LopperError('bad-option', `--metric must be one of ${METRICS.join(', ')} (got "${metric}")`);
+  const layers = int(v, 'layers', undefined, 1);
+  if (layers === undefined) throw new LopperError('bad-option', '--layers is required');
+  const window = int(v, 'window', 256, 2)!;
+  const K = int(v, 'calib-windows', 8, 1)!;
+  const fold = (v.fold as string | undefined) ?? 'paper';
+  if (fold !== 'paper' && fold !== 'tied') throw new LopperError('bad-option', `--fold must be paper or tied (got "${fold}")`);
+  const barriers = { skipFirst: int(v, 'skip-first', undefined, 0), skipLast: int(v, 'skip-last', undefined, 0) };
+  const seed = int(v, 'seed', 0, 0);
+  const calibPath = required(v, 'calib');
+  const evalPath = evalRequired ? required(v, 'eval') : (v.eval as string | undefined);
+  const calibText = await readText(calibPath);
+  const evalText = evalPath === undefined ? undefined : await readText(evalPath);
+  const ck = await openModel(v);
+  if (layers >= ck.config.numLayers) throw new LopperError('bad-option', `cannot remove ${layers} of ${ck.config.numLayers} layers: at least one must remain`);
+  const { windows } = windowsOf(ck, calibText, calibPath, 'calibration text', window, K);
+  const evalIds = evalText === undefined ? undefined : windowsOf(ck, evalText, evalPath!, 'evaluation text', window).ids;
+  return { ck, runtime: await runtimeFor(v), window, windows, evalIds, opts: { metric: metric as Metric, layers, fold, barriers, seed, reuse: !v['no-reuse'] } };
+}
+
+async function perplexityOf(ck: Checkpoint, runtime: Runtime, ids: number[], window: number) {
+  const engine = new Engine(ck, runtime);
+  try {
+    const r = await engine.perplexity(ids, window);
+    return { ppl: r.ppl, tokens: r.tokens, windows: r.windows };
+  } finally {
+    await engine.dispose();
+  }
+}
+
+/** An --out that does not exist or is an empty folder (checked before any work). */
+async function checkOutDir(dir: string): Promise<void> {
+  let s;
+  try {
+    s = await stat(dir);
+  } catch {
+    return;
+  }
+  if (!s.isDirectory() || (await readdir(dir)).length > 0) throw new LopperError('bad-option', '--out must be a new or empty folder', dir);
+}
+
+/**
+ * Write a pruned model to `dir` in its input's format: llama2.c → DIR/model.bin and its
+ * tokenizer beside it (DIR/tokenizer.bin); Hugging Face → a model folder. Everything is
+ * written to a temporary folder beside `dir` and renamed into place, so an error leaves
+ * nothing behind. Returns the path to pass as --model.
+ */
+async function writeModel(ck: Checkpoint, dir: string): Promise<string> {
+  const files = ck.format === 'llama2c' ? new Map([['model.bin', writeLlama2c(ck)], ...Object.entries(ck.tokenizer.files())]) : writeHfFolder(ck);
+  const target = resolve(dir);
+  const tmp = await mkdtemp(join(dirname(target), `.${basename(target)}.tmp-`));
+  try {
+    await writeFolder(tmp, files);
+    await rmdir(target).catch(() => undefined); // an empty --out folder (checked up front)
+    await rename(tmp, target);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return ck.format === 'llama2c' ? join(dir, 'model.bin') : dir;
+}
+
+const fmtScales = (p: Plan) => p.scales.map((s, i) => (p.steps[i].folded ? s.toFixed(4) : `(${s.toFixed(4)})`)).join(', ');
+const planJson = (p: Plan) => ({
+  removed: p.removed,
+  scales: p.scales,
+  fold: p.fold,
+  untied: p.untied,
+  skippedChannels: p.skippedChannels,
+  barriers: p.barriers,
+  steps: p.steps,
+});
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   async info(argv) {
@@ -141,6 +277,72 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const text = ck.tokenizer.decode([...ids, ...generated]);
     if (v.json) out(JSON.stringify({ text, prompt_ids: ids, ids: generated, tokens_per_second: generated.length / seconds }) + '\n');
     else out(text.slice(printed.length) + '\n');
+  },
+
+  async prune(argv) {
+    const v = parse(argv, { ...pruneArgs, mode: { type: 'string' }, out: { type: 'string' } });
+    const mode = required(v, 'mode');
+    if (!(MODES as readonly string[]).includes(mode)) throw new LopperError('bad-option', `--mode must be one of ${MODES.join(', ')} (got "${mode}")`);
+    const dir = v.out as string | undefined;
+    if (dir !== undefined) await checkOutDir(dir);
+    const { ck, runtime, window, windows, evalIds, opts } = await pruneSetup(v, false);
+    const { plan, checkpoint } = await prune(ck, runtime, windows, { ...opts, mode: mode as Mode });
+    const dense = evalIds && (await perplexityOf(ck, runtime, evalIds, window));
+    const pruned = evalIds && (await perplexityOf(checkpoint, runtime, evalIds, window));
+    const model = dir === undefined ? undefined : await writeModel(checkpoint, dir);
+    if (v.json) {
+      const result = {
+        model: ck.source,
+        metric: plan.metric,
+        mode: plan.mode,
+        layers: opts.layers,
+        ...planJson(plan),
+        layersBefore: plan.layersBefore,
+        layersAfter: plan.layersAfter,
+        calibration: { windows: windows.length, window },
+        ...(dense && { dense, pruned }),
+        ...(model !== undefined && { out: model }),
+      };
+      out(JSON.stringify(result) + '\n');
+      return;
+    }
+    out(`removed layers ${plan.removed.join(', ')} (original indices, in removal order) of ${plan.layersBefore} by ${plan.metric}, mode ${plan.mode}\n`);
+    if (plan.fold !== 'none') out(`scales ${fmtScales(plan)} (fold ${plan.fold}${plan.untied ? ', embeddings untied' : ''}; in parentheses: measured, nothing to fold)\n`);
+    if (dense && pruned) out(`perplexity dense ${dense.ppl.toFixed(4)} → pruned ${pruned.ppl.toFixed(4)} (${dense.windows} windows of ${window})\n`);
+    if (model !== undefined) out(`wrote the pruned model: ${model}\n`);
+  },
+
+  async compare(argv) {
+    const v = parse(argv, pruneArgs);
+    const { ck, runtime, window, windows, evalIds, opts } = await pruneSetup(v, true);
+    const baseline = await prune(ck, runtime, windows, { ...opts, mode: 'baseline' });
+    const comp = await prune(ck, runtime, windows, { ...opts, mode: 'prunecomp' });
+    const dense = await perplexityOf(ck, runtime, evalIds!, window);
+    const basePpl = await perplexityOf(baseline.checkpoint, runtime, evalIds!, window);
+    const compPpl = await perplexityOf(comp.checkpoint, runtime, evalIds!, window);
+    if (v.json) {
+      const result = {
+        model: ck.source,
+        metric: opts.metric,
+        layers: opts.layers,
+        calibration: { windows: windows.length, window },
+        eval: { tokens: dense.tokens, windows: dense.windows },
+        dense: { ppl: dense.ppl },
+        baseline: { ...planJson(baseline.plan), ppl: basePpl.ppl },
+        prunecomp: { ...planJson(comp.plan), ppl: compPpl.ppl },
+      };
+      out(JSON.stringify(result) + '\n');
+      return;
+    }
+    const rows = [
+      ['', 'perplexity', 'layers removed', 'scales'],
+      ['dense', dense.ppl.toFixed(4), '-', '-'],
+      ['baseline', basePpl.ppl.toFixed(4), baseline.plan.removed.join(', '), '-'],
+      ['Prune&Comp', compPpl.ppl.toFixed(4), comp.plan.removed.join(', '), fmtScales(comp.plan)],
+    ];
+    const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+    out(`${ck.source}: ${opts.metric}, ${opts.layers} of ${ck.config.numLayers} layers, fold ${comp.plan.fold}${comp.plan.untied ? ' (embeddings untied)' : ''}; ${dense.windows} eval windows of ${window}\n`);
+    for (const r of rows) out(r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd() + '\n');
   },
 
   async convert(argv) {

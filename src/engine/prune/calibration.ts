@@ -131,6 +131,8 @@ export class Calibrated {
     if (k < 0 || k >= L) throw new LopperError('bad-option', `layer ${k} does not exist (the model has ${L})`);
     if (L === 1) throw new LopperError('bad-option', 'cannot remove the only layer');
     let ck = removeLayers(this.checkpoint, [k]);
+    // The last layer: the final RMSNorm cancels any scalar, so there is nothing to fold (and nothing to untie).
+    if (k === L - 1) fold = 'none';
     if (fold === 'paper') ck = foldScalePaper(ck.config.tieWordEmbeddings ? untieEmbeddings(ck) : ck, k, s);
     if (fold === 'tied') ck = foldScaleTied(ck, k, s);
     const engine = new Engine(ck, this.runtime);

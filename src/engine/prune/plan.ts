@@ -1,0 +1,261 @@
+/**
+ * The Prune&Comp loop and its baselines (docs/PRUNE_AND_COMP.md §3):
+ *
+ *   prunecomp     repeat n times on the current model: score, k = argmin over eligible,
+ *                 s = scale(current model, k) BEFORE deletion, delete k, fold s.
+ *   baseline      score once on the dense model, remove the n lowest together, no compensation.
+ *   iterative     as prunecomp without compensation (ablation).
+ *   oneshot-comp  the baseline's list (dense scores, ascending), removed one at a time in
+ *                 that order, each with s estimated on the current model and folded (ablation).
+ *
+ * CL (a contiguous block of n) is one shot in every mode: choose the block on the dense
+ * model, and in the compensated modes (prunecomp, oneshot-comp) compute s once between
+ * X_i and X_{i+n}, remove the block and fold once; in the others remove it unfolded.
+ *
+ * Removing the last layer of the current model: s is measured and reported, but nothing is
+ * folded (the final RMSNorm cancels any scalar). Tied embeddings with the paper's fold are
+ * untied (plan.untied). The input Checkpoint is never modified (surgery is pure); a run
+ * cancelled through its AbortSignal (checked between steps) throws LopperError('cancelled').
+ */
+import { LopperError } from '../errors';
+import type { Checkpoint } from '../model/checkpoint';
+import type { Runtime } from '../runtime/ort';
+import { Calibrated, type CalibrationOptions, type Fold } from './calibration';
+import { argminEligible, isMetric, METRICS, needsCalibration, rankEligible, resolveBarriers, scoreLayers, type Barriers, type LayerSource, type Metric } from './metrics';
+import { foldScalePaper, foldScaleTied, removeLayers, untieEmbeddings } from './surgery';
+
+export const MODES = ['prunecomp', 'baseline', 'iterative', 'oneshot-comp'] as const;
+export type Mode = (typeof MODES)[number];
+
+export interface PruneProgress {
+  /** 'scored': a step's scores are in; 'removed': its layer is gone (and folded) */
+  phase: 'scored' | 'removed';
+  /** 1-based step, of `steps` */
+  step: number;
+  steps: number;
+  /** ORIGINAL index of the layer chosen at this step */
+  removed: number;
+  scale: number;
+}
+
+export interface PruneOptions {
+  metric: Metric;
+  /** how many layers to remove (n) */
+  layers: number;
+  mode: Mode;
+  /** how compensation is folded (default 'paper'); ignored by the uncompensated modes */
+  fold?: 'paper' | 'tied';
+  /** reuse calibration statistics across cuts (default true); false recomputes everything */
+  reuse?: boolean;
+  /** override the metric's eligibility barriers */
+  barriers?: Partial<Barriers>;
+  /** random metric's seed (default 0) */
+  seed?: number;
+  /** passed to Calibrated (batch, cache size; reuse is taken from `reuse`) */
+  calibration?: Omit<CalibrationOptions, 'reuse'>;
+  onProgress?: (e: PruneProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface PlanStep {
+  /** score of every layer of the model at this step, by current index (cl: by block start); null = not eligible */
+  scores: (number | null)[];
+  /** ORIGINAL index of the layer removed at this step */
+  removed: number;
+  /** its index in the model the step ran on */
+  at: number;
+  /** the compensation scale of this step (1 when uncompensated; measured but unfolded for the last layer) */
+  scale: number;
+  /** whether the scale was folded into the weights */
+  folded: boolean;
+  /** channels the scale's near-zero guard left out */
+  skippedChannels: number;
+  /** cl: the whole block (original indices); it is folded once, at its first step */
+  block?: number[];
+}
+
+export interface Plan {
+  metric: Metric;
+  mode: Mode;
+  /** the fold used ('none' for the uncompensated modes) */
+  fold: Fold;
+  /** the eligibility barriers used */
+  barriers: Barriers;
+  /** ORIGINAL indices, in removal order */
+  removed: number[];
+  /** steps[i].scale */
+  scales: number[];
+  steps: PlanStep[];
+  /** the input had tied embeddings and the paper fold untied them */
+  untied: boolean;
+  /** Σ over steps of skippedChannels */
+  skippedChannels: number;
+  layersBefore: number;
+  layersAfter: number;
+}
+
+export interface PruneResult {
+  plan: Plan;
+  checkpoint: Checkpoint;
+}
+
+const cancelled = () => new LopperError('cancelled', 'pruning was cancelled');
+
+/** Check everything that can be checked before any work. */
+function checkOptions(ck: Checkpoint, windows: readonly (readonly number[])[], opts: PruneOptions): Barriers {
+  const L = ck.config.numLayers;
+  const n = opts.layers;
+  if (!isMetric(opts.metric)) throw new LopperError('bad-option', `unknown metric "${String(opts.metric)}" (one of ${METRICS.join(', ')})`);
+  if (!(MODES as readonly string[]).includes(opts.mode)) throw new LopperError('bad-option', `unknown mode "${String(opts.mode)}" (one of ${MODES.join(', ')})`);
+  if (opts.fold !== undefined && opts.fold !== 'paper' && opts.fold !== 'tied') throw new LopperError('bad-option', `fold must be paper or tied (got "${String(opts.fold)}")`);
+  if (!Number.isInteger(n) || n < 1) throw new LopperError('bad-option', `the number of layers to remove must be a whole number ≥ 1 (got ${n})`);
+  if (n >= L) throw new LopperError('bad-option', `cannot remove ${n} of ${L} layers: at least one must remain`);
+  if (windows.length === 0) throw new LopperError('bad-input', 'calibration needs at least one window of text');
+  if (windows.some((w) => w.length < 2 || w.length !== windows[0].length)) throw new LopperError('bad-input', 'calibration windows must all have the same length, at least 2 tokens');
+  const barriers = resolveBarriers(opts.metric, opts.barriers);
+  // Single-layer metrics need an eligible layer at every step, the last one on L−n+1 layers;
+  // cl needs a block start in [skipFirst, L−n−skipLast]: both come down to L − skipFirst − skipLast ≥ n.
+  const room = L - barriers.skipFirst - barriers.skipLast;
+  if (room < n) {
+    throw new LopperError(
+      'bad-option',
+      `metric ${opts.metric} cannot remove ${n} of ${L} layers: its barriers (skip the first ${barriers.skipFirst} and the last ${barriers.skipLast} layers) leave ${Math.max(0, room)} eligible; lower them (--skip-first/--skip-last)`,
+    );
+  }
+  return barriers;
+}
+
+/**
+ * Prune `opts.layers` decoder layers of `ck` (see the file comment for the modes), scoring
+ * on `windows` (token ids, BOS first, equal lengths). Returns the plan and the new model.
+ */
+export async function prune(ck: Checkpoint, runtime: Runtime, windows: readonly (readonly number[])[], opts: PruneOptions): Promise<PruneResult> {
+  const barriers = checkOptions(ck, windows, opts);
+  const { metric, mode, layers: n, signal } = opts;
+  const L = ck.config.numLayers;
+  const compensate = mode === 'prunecomp' || mode === 'oneshot-comp';
+  const fold: Fold = compensate ? (opts.fold ?? 'paper') : 'none';
+  const steps: PlanStep[] = [];
+  const original = [...Array(L).keys()];
+  const scoreOpts = { barriers, seed: opts.seed, runtime };
+  const check = () => {
+    if (signal?.aborted) throw cancelled();
+  };
+  const progress = (phase: PruneProgress['phase'], step: PlanStep) =>
+    opts.onProgress?.({ phase, step: steps.length + (phase === 'scored' ? 1 : 0), steps: n, removed: step.removed, scale: step.scale });
+
+  check();
+  let state: LayerSource =
+    compensate || needsCalibration(metric)
+      ? await Calibrated.create(ck, runtime, windows, { ...opts.calibration, reuse: opts.reuse })
+      : { checkpoint: ck, windows };
+  let out: Checkpoint;
+  try {
+    check();
+    /** s for removing current layers k..j−1 of a calibrated state */
+    const scaleOf = (k: number, j = k + 1) => (state as Calibrated).scale(k, j);
+
+    if (metric === 'cl') {
+      // one shot: the block on the dense model
+      const r = await scoreLayers(metric, state, { ...scoreOpts, block: n });
+      check();
+      const i = argminEligible(r);
+      const block = original.slice(i, i + n);
+      let s = 1;
+      let skipped = 0;
+      out = removeLayers(ck, block);
+      const folded = compensate && i + n < L;
+      if (compensate) {
+        ({ s, skippedChannels: skipped } = scaleOf(i, i + n));
+        if (folded) out = fold === 'paper' ? foldScalePaper(untieEmbeddings(out), i, s) : foldScaleTied(out, i, s);
+      }
+      block.forEach((orig, b) =>
+        steps.push({ scores: r.scores, removed: orig, at: i, scale: b === 0 ? s : 1, folded: b === 0 && folded, skippedChannels: b === 0 ? skipped : 0, block }),
+      );
+      progress('removed', steps[steps.length - 1]);
+    } else if (mode === 'baseline' || mode === 'oneshot-comp') {
+      const r = await scoreLayers(metric, state, scoreOpts);
+      check();
+      const list = rankEligible(r).slice(0, n);
+      if (mode === 'baseline') {
+        out = removeLayers(ck, list);
+        for (const k of list) {
+          steps.push({ scores: r.scores, removed: k, at: k, scale: 1, folded: false, skippedChannels: 0 });
+          progress('removed', steps[steps.length - 1]);
+        }
+      } else {
+        for (const orig of list) {
+          check();
+          const cal = state as Calibrated;
+          const k = original.indexOf(orig);
+          const step = await removeOne(cal, k, fold, r.scores, orig);
+          steps.push(step.step);
+          state = step.next;
+          original.splice(k, 1);
+          progress('removed', step.step);
+        }
+        out = state.checkpoint;
+      }
+    } else {
+      // prunecomp / iterative: the metric on the current model at every step
+      for (let i = 0; i < n; i++) {
+        check();
+        const r = await scoreLayers(metric, state, { ...scoreOpts, original });
+        check();
+        const k = argminEligible(r);
+        if (state instanceof Calibrated) {
+          const step = await removeOne(state, k, fold, r.scores, original[k], (st) => progress('scored', st));
+          steps.push(step.step);
+          state = step.next;
+        } else {
+          const st: PlanStep = { scores: r.scores, removed: original[k], at: k, scale: 1, folded: false, skippedChannels: 0 };
+          progress('scored', st);
+          steps.push(st);
+          state = { checkpoint: removeLayers(state.checkpoint, [k]), windows };
+        }
+        original.splice(k, 1);
+        progress('removed', steps[steps.length - 1]);
+      }
+      out = state.checkpoint;
+    }
+  } finally {
+    if (state instanceof Calibrated) await state.dispose();
+  }
+
+  const plan: Plan = {
+    metric,
+    mode,
+    fold,
+    barriers,
+    removed: steps.map((s) => s.removed),
+    scales: steps.map((s) => s.scale),
+    steps,
+    untied: ck.config.tieWordEmbeddings && !out.config.tieWordEmbeddings,
+    skippedChannels: steps.reduce((a, s) => a + s.skippedChannels, 0),
+    layersBefore: L,
+    layersAfter: out.config.numLayers,
+  };
+  return { plan, checkpoint: out };
+}
+
+/**
+ * One removal on a calibrated state: s from its statistics (before deletion) unless `fold`
+ * is 'none', then delete layer k and fold (nothing to fold for the last layer).
+ */
+async function removeOne(
+  cal: Calibrated,
+  k: number,
+  fold: Fold,
+  scores: (number | null)[],
+  orig: number,
+  onScored?: (st: PlanStep) => void,
+): Promise<{ step: PlanStep; next: Calibrated }> {
+  let scale = 1;
+  let skippedChannels = 0;
+  if (fold !== 'none') ({ s: scale, skippedChannels } = cal.scale(k));
+  const folded = fold !== 'none' && k < cal.numLayers - 1;
+  const step: PlanStep = { scores, removed: orig, at: k, scale, folded, skippedChannels };
+  onScored?.(step);
+  const next = await cal.removeLayer(k, folded ? fold : 'none', scale);
+  return { step, next };
+}
