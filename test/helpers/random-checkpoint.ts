@@ -8,20 +8,11 @@ import { expectedTensors, type Checkpoint } from '../../src/engine/model/checkpo
 import type { Llama3RopeScaling, LlamaConfig } from '../../src/engine/model/config';
 import { fromFloat32, numel, type DType, type Tensor } from '../../src/engine/model/tensor';
 import type { Tokenizer } from '../../src/engine/model/tokenizer';
+import { mulberry32 } from '../../src/engine/runtime/sampler';
+
+export { mulberry32 };
 
 // ---------------------------------------------------------------- random numbers
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Standard normal samples (Box–Muller) from a uniform source. */
 function gaussian(uniform: () => number): () => number {

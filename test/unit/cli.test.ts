@@ -1,10 +1,9 @@
 /** The CLI as a person runs it: `lopper …` in a child process, stdout/stderr and exit codes. */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, test } from 'vitest';
+import { lopper } from '../helpers/cli';
 import { loadLlama2cFile } from '../../src/engine/formats/llama2c-node';
 import { ReferenceModel, referencePerplexity } from '../../src/engine/reference/forward';
 import { DATA, MODELS } from '../helpers/paths';
@@ -12,15 +11,6 @@ import { DATA, MODELS } from '../helpers/paths';
 const STORIES = join(MODELS, 'stories260K/stories260K.bin');
 const EVAL = join(DATA, 'tinystories/eval.txt');
 
-async function lopper(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['bin/lopper.mjs', ...args], { maxBuffer: 1 << 26 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 describe('lopper CLI', () => {
   test('generate: stories260K greedy from BOS', async () => {

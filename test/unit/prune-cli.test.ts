@@ -1,24 +1,14 @@
 /** `lopper prune` and `lopper compare` as a person runs them (child process, JSON output, errors, --out). */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, test } from 'vitest';
+import { lopper } from '../helpers/cli';
 
 const STORIES = '../shared/models/stories260K/stories260K.bin';
 const CALIB = '../shared/data/tinystories/calib.txt';
 const EVAL = '../shared/data/tinystories/eval.txt';
 
-async function lopper(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['bin/lopper.mjs', ...args], { maxBuffer: 1 << 26 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 const noStack = (s: string) => expect(s).not.toMatch(/\n\s+at /);
 

@@ -40,7 +40,7 @@
  *   outputs: one gradient copy of all decoder-layer weights (no embedding / LM head /
  *     final-norm gradients are computed).
  */
-import { layerPrefix, lmHeadName, tensor, type Checkpoint } from '../model/checkpoint';
+import { expectedTensors, layerPrefix, lmHeadName, tensor, type Checkpoint } from '../model/checkpoint';
 import type { LlamaConfig } from '../model/config';
 import { toFloat32 } from '../model/tensor';
 import { ElemType, GraphBuilder } from './builder';
@@ -52,33 +52,8 @@ import { concat } from './llama';
  * has), with their HF shapes. Taylor+ scores layer k over exactly these.
  */
 export function layerWeightShapes(c: LlamaConfig, k: number): Map<string, number[]> {
-  const D = c.hiddenSize;
-  const F = c.intermediateSize;
-  const Q = c.numHeads * c.headDim;
-  const K = c.numKvHeads * c.headDim;
   const p = layerPrefix(k);
-  const out = new Map<string, number[]>();
-  out.set(p + 'input_layernorm.weight', [D]);
-  out.set(p + 'self_attn.q_proj.weight', [Q, D]);
-  out.set(p + 'self_attn.k_proj.weight', [K, D]);
-  out.set(p + 'self_attn.v_proj.weight', [K, D]);
-  if (c.qkvBias) {
-    out.set(p + 'self_attn.q_proj.bias', [Q]);
-    out.set(p + 'self_attn.k_proj.bias', [K]);
-    out.set(p + 'self_attn.v_proj.bias', [K]);
-  }
-  out.set(p + 'self_attn.o_proj.weight', [D, Q]);
-  if (c.oBias) out.set(p + 'self_attn.o_proj.bias', [D]);
-  out.set(p + 'post_attention_layernorm.weight', [D]);
-  out.set(p + 'mlp.gate_proj.weight', [F, D]);
-  out.set(p + 'mlp.up_proj.weight', [F, D]);
-  out.set(p + 'mlp.down_proj.weight', [D, F]);
-  if (c.mlpBias) {
-    out.set(p + 'mlp.gate_proj.bias', [F]);
-    out.set(p + 'mlp.up_proj.bias', [F]);
-    out.set(p + 'mlp.down_proj.bias', [D]);
-  }
-  return out;
+  return new Map([...expectedTensors(c)].filter(([name]) => name.startsWith(p)));
 }
 
 /** Graph output name of the gradient of weight `name`. */
