@@ -29,7 +29,7 @@ const contentTypes: Record<string, string> = {
 /**
  * Map a request path under /models/ to a file in the models folder, or null.
  *   /models/stories260K/tok512.bin                  → stories260K/tok512.bin
- *   /models/{repo…}/resolve/{rev}/{file…}           → {repo…}/{file…}, else {basename(repo)}/{file…}
+ *   /models/{repo…}/resolve/{rev}/{file…}           → {repo…}/{file…}, else {basename(repo)}/{file…}, else {file…}
  * (the second form is the hub's URL shape, so code written for huggingface.co works against the mirror)
  */
 function resolveModelFile(urlPath: string): string | null {
@@ -41,7 +41,7 @@ function resolveModelFile(urlPath: string): string | null {
   }
   const candidates = [rel];
   const hub = /^(.+?)\/resolve\/[^/]+\/(.+)$/.exec(rel);
-  if (hub) candidates.unshift(path.join(hub[1], hub[2]), path.join(path.basename(hub[1]), hub[2]));
+  if (hub) candidates.unshift(path.join(hub[1], hub[2]), path.join(path.basename(hub[1]), hub[2]), hub[2]);
   for (const c of candidates) {
     const full = path.resolve(modelsDir, c);
     if (!full.startsWith(modelsDir + path.sep)) continue; // no escaping the folder
