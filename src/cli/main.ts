@@ -362,6 +362,10 @@ export async function main(argv: string[]): Promise<number> {
     return name ? 0 : 2;
   }
   const command = commands[name];
+  if (command && (rest.includes('--help') || rest.includes('-h'))) {
+    out(USAGE + '\n');
+    return 0;
+  }
   if (!command) {
     process.stderr.write(`lopper: unknown command "${name}"\n\n${USAGE}\n`);
     return 2;
