@@ -361,7 +361,7 @@ export async function main(argv: string[]): Promise<number> {
     out(USAGE + '\n');
     return name ? 0 : 2;
   }
-  const command = commands[name];
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (command && (rest.includes('--help') || rest.includes('-h'))) {
     out(USAGE + '\n');
     return 0;

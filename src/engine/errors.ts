@@ -14,7 +14,13 @@ export type ErrorCode =
   | 'not-found'
   | 'bad-option'
   | 'bad-input'
-  | 'cancelled';
+  | 'cancelled'
+  /** Browser storage (IndexedDB) is full: free space in the storage panel. */
+  | 'quota'
+  /** The server refused access (HTTP 401/403): a gated model needs a Hugging Face token. */
+  | 'auth'
+  /** The server could not be reached or answered with an HTTP error. */
+  | 'network';
 
 export class LopperError extends Error {
   readonly code: ErrorCode;

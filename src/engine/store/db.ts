@@ -1,0 +1,164 @@
+/**
+ * The IndexedDB stores behind lopper's cache (idb-keyval, one database per kind so each can
+ * be listed and cleared on its own), and the record shapes kept in them. Internal to
+ * src/engine/store: the public API is download.ts and cache.ts.
+ *
+ *   lopper-files/files     downloads, keyed by [fileKey, …]:
+ *                            [k, 'file']  FileRecord: the whole file as one Blob
+ *                            [k, 'meta']  PartialMeta: how far an unfinished download got
+ *                            [k, i]       chunk i of an unfinished download (Blob)
+ *   lopper-results/results ResultRecord by the caller's key (plans, scores, perplexities)
+ *   lopper-models/models   ModelRecord by the caller's key (pruned models, files as Blobs)
+ *
+ * Stores open lazily, so importing this module outside a browser (Node) does nothing.
+ */
+import { createStore, promisifyRequest, type UseStore } from 'idb-keyval';
+import { LopperError } from '../errors';
+
+/** Version tag on every record: a record without it (or another value) is treated as corrupt. */
+export const RECORD_VERSION = 1;
+
+/** A completed download. */
+export interface FileRecord {
+  v: typeof RECORD_VERSION;
+  url: string;
+  label: string;
+  blob: Blob;
+  bytes: number;
+  updated: number;
+  etag?: string;
+}
+
+/** How far an unfinished download got: `chunks` Blobs holding `loaded` bytes. */
+export interface PartialMeta {
+  v: typeof RECORD_VERSION;
+  url: string;
+  label: string;
+  loaded: number;
+  /** Full size when the server said (Content-Length / Content-Range), else null. */
+  total: number | null;
+  chunks: number;
+  etag?: string;
+  /** False when the bytes cannot be continued with a Range request (e.g. a compressed response). */
+  resumable: boolean;
+  updated: number;
+}
+
+/** A cached result (plan, scores, perplexities). */
+export interface ResultRecord<T = unknown> {
+  v: typeof RECORD_VERSION;
+  label: string;
+  value: T;
+  bytes: number;
+  updated: number;
+}
+
+/** A cached model: named files as Blobs. */
+export interface ModelRecord {
+  v: typeof RECORD_VERSION;
+  label: string;
+  files: { name: string; blob: Blob }[];
+  bytes: number;
+  updated: number;
+}
+
+let files: UseStore | undefined;
+let results: UseStore | undefined;
+let models: UseStore | undefined;
+
+/** Downloads: whole files, partial metadata and chunks. */
+export const filesStore = (): UseStore => (files ??= createStore('lopper-files', 'files'));
+/** Results by key. */
+export const resultsStore = (): UseStore => (results ??= createStore('lopper-results', 'results'));
+/** Pruned models by key. */
+export const modelsStore = (): UseStore => (models ??= createStore('lopper-models', 'models'));
+
+/** Every key [k, …] of one download (its file, its partial metadata and chunks). */
+export const fileKeyRange = (k: string): IDBKeyRange => IDBKeyRange.bound([k], [k, []]);
+
+/**
+ * Where a download's pieces go. The default is IndexedDB (idbDownloadStore); tests inject
+ * one whose writes fail (a real QuotaExceededError) to check what is kept.
+ */
+export interface DownloadStore {
+  /** The raw completed-file record (validated by the caller), or undefined. */
+  getFile(key: string): Promise<unknown>;
+  /** The partial-download metadata, or undefined. */
+  getPartial(key: string): Promise<PartialMeta | undefined>;
+  /** Chunks 0..count-1 of a partial download (undefined where one is missing). */
+  readChunks(key: string, count: number): Promise<(Blob | undefined)[]>;
+  /** Store chunk `index` and the metadata that counts it, atomically. */
+  putChunk(key: string, index: number, chunk: Blob, meta: PartialMeta): Promise<void>;
+  /** Store the completed file and drop its partial pieces, atomically. */
+  complete(key: string, record: FileRecord): Promise<void>;
+  /** Drop everything stored for this download. */
+  drop(key: string): Promise<void>;
+}
+
+/** The DownloadStore over the lopper-files IndexedDB store. */
+export function idbDownloadStore(store: UseStore = filesStore()): DownloadStore {
+  const write = (fn: (s: IDBObjectStore) => void) =>
+    store('readwrite', (s) => {
+      fn(s);
+      return promisifyRequest(s.transaction);
+    });
+  const read = <T>(key: IDBValidKey) => store('readonly', (s) => promisifyRequest(s.get(key) as IDBRequest<T | undefined>));
+  return {
+    getFile: (key) => read<unknown>([key, 'file']),
+    getPartial: (key) => read<PartialMeta>([key, 'meta']),
+    readChunks: (key, count) =>
+      store('readonly', (s) =>
+        Promise.all(Array.from({ length: count }, (_, i) => promisifyRequest(s.get([key, i]) as IDBRequest<Blob | undefined>))),
+      ),
+    putChunk: (key, index, chunk, meta) =>
+      write((s) => {
+        s.put(chunk, [key, index]);
+        s.put(meta, [key, 'meta']);
+      }),
+    complete: (key, record) =>
+      write((s) => {
+        s.delete(fileKeyRange(key));
+        s.put(record, [key, 'file']);
+      }),
+    drop: (key) => write((s) => s.delete(fileKeyRange(key))),
+  };
+}
+
+/** True for the error IndexedDB (or anything else) raises when storage is full. */
+export function isQuotaError(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { name?: unknown }).name === 'QuotaExceededError';
+}
+
+/** Bytes as a person reads them: 1.1 MB, 2.47 GB. */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n)) return 'an unknown amount';
+  const units = ['bytes', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let v = n;
+  while (Math.abs(v) >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${Math.round(v)} bytes` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
+}
+
+/** Bytes used and available to this origin (0s where the browser does not say). */
+export async function estimateStorage(): Promise<{ usage: number; quota: number }> {
+  const est = await globalThis.navigator?.storage?.estimate?.();
+  return { usage: est?.usage ?? 0, quota: est?.quota ?? 0 };
+}
+
+/**
+ * The LopperError('quota') for a write that did not fit: how much was needed, what is in
+ * use, and the way forward (free space in the storage panel).
+ */
+export async function quotaError(label: string, needed: number | null, kept = ''): Promise<LopperError> {
+  const { usage, quota } = await estimateStorage().catch(() => ({ usage: 0, quota: 0 }));
+  const need = needed === null ? 'more space is needed' : `about ${formatBytes(needed)} more is needed`;
+  const used = quota > 0 ? ` (${formatBytes(usage)} of ${formatBytes(quota)} in use)` : '';
+  return new LopperError(
+    'quota',
+    `not enough browser storage: ${need}${used}. Free space in the storage panel and try again${kept ? `; ${kept}` : ''}.`,
+    label,
+  );
+}
