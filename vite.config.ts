@@ -4,11 +4,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
 import { defineConfig, type Connect, type Plugin } from 'vite';
+import { VitePWA } from 'vite-plugin-pwa';
 
 const repoRoot = path.dirname(fileURLToPath(import.meta.url));
 /** The shared folder (models, data) lives beside the repository: ../shared. Never copied in. */
 export const sharedDir = path.resolve(repoRoot, '../shared');
 export const modelsDir = path.join(sharedDir, 'models');
+export const dataDir = path.join(sharedDir, 'data');
 
 /**
  * Cross-origin isolation, so SharedArrayBuffer exists and onnxruntime-web can run
@@ -21,6 +23,7 @@ export const isolationHeaders = {
 
 const contentTypes: Record<string, string> = {
   '.json': 'application/json; charset=utf-8',
+  '.jsonl': 'application/jsonl; charset=utf-8',
   '.md': 'text/plain; charset=utf-8',
   '.txt': 'text/plain; charset=utf-8',
   '.vocab': 'text/plain; charset=utf-8',
@@ -48,6 +51,19 @@ function resolveModelFile(urlPath: string): string | null {
     if (existsSync(full) && statSync(full).isFile()) return full;
   }
   return null;
+}
+
+/** Map a request path under /data/ to a file in the data folder (calibration and evaluation texts), or null. */
+function resolveDataFile(urlPath: string): string | null {
+  let rel: string;
+  try {
+    rel = decodeURIComponent(urlPath.replace(/^\/data\//, ''));
+  } catch {
+    return null;
+  }
+  const full = path.resolve(dataDir, rel);
+  if (!full.startsWith(dataDir + path.sep)) return null; // no escaping the folder
+  return existsSync(full) && statSync(full).isFile() ? full : null;
 }
 
 /** Serve one file with Content-Length, Accept-Ranges and single-range Range support. */
@@ -87,34 +103,96 @@ function sendFile(req: IncomingMessage, res: ServerResponse, file: string) {
   createReadStream(file, { start, end }).pipe(res);
 }
 
-/** Serves ../shared/models at /models/ (dev, preview, browser tests) when that folder exists. */
+/**
+ * Serves ../shared/models at /models/ and ../shared/data at /data/ (dev, preview, browser
+ * tests) when those folders exist: the app's default mirror for model files and built-in texts.
+ */
 export function sharedModels(): Plugin {
   const middleware: Connect.NextHandleFunction = (req, res, next) => {
     const url = req.url ?? '';
-    if (!url.startsWith('/models/') || (req.method !== 'GET' && req.method !== 'HEAD')) return next();
-    const file = resolveModelFile(url.split('?')[0]);
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+    const mirror = url.startsWith('/models/') ? 'models' : url.startsWith('/data/') ? 'data' : null;
+    if (!mirror) return next();
+    const urlPath = url.split('?')[0];
+    const file = mirror === 'models' ? resolveModelFile(urlPath) : resolveDataFile(urlPath);
     if (!file) {
-      // The mirror owns /models/: a missing file is a 404, not the app's index.html.
+      // The mirror owns its prefix: a missing file is a 404, not the app's index.html.
       res.statusCode = 404;
       res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-      res.end(`not found in the models mirror: ${url}\n`);
+      res.end(`not found in the ${mirror} mirror: ${url}\n`);
       return;
     }
     sendFile(req, res, file);
   };
+  const available = () => existsSync(modelsDir) || existsSync(dataDir);
   return {
     name: 'lopper:shared-models',
     configureServer(server) {
-      if (existsSync(modelsDir)) server.middlewares.use(middleware);
+      if (available()) server.middlewares.use(middleware);
     },
     configurePreviewServer(server) {
-      if (existsSync(modelsDir)) server.middlewares.use(middleware);
+      if (available()) server.middlewares.use(middleware);
+    },
+  };
+}
+
+/**
+ * The offline app (vite-plugin-pwa): web manifest, icons, and a service worker
+ * (src/sw-lopper.ts → sw-lopper.js) that precaches every built file — index.html, JS/CSS, the
+ * worker bundles and onnxruntime-web's .wasm — and adds COOP/COEP on hosts that cannot.
+ * Model files (/models/, the hub) are not precached: the app keeps them in IndexedDB.
+ * Registration: src/sw-register.ts, added to index.html by `registerServiceWorker()` below.
+ */
+function pwa(): Plugin[] {
+  return VitePWA({
+    strategies: 'injectManifest',
+    srcDir: 'src',
+    filename: 'sw-lopper.ts',
+    injectRegister: false, // src/sw-register.ts does it (and the static-host isolation reload)
+    registerType: 'prompt', // a new version waits; a pruning run is never cut off by a reload
+    manifest: {
+      name: 'lopper',
+      short_name: 'lopper',
+      description: 'Prune whole decoder layers off small Llama models in the browser, with Prune&Comp.',
+      theme_color: '#2f6feb',
+      background_color: '#f6f7f9',
+      display: 'standalone',
+      start_url: '.',
+      scope: '.',
+      icons: [
+        { src: 'icon-192.png', sizes: '192x192', type: 'image/png' },
+        { src: 'icon-512.png', sizes: '512x512', type: 'image/png' },
+        { src: 'icon-maskable-512.png', sizes: '512x512', type: 'image/png', purpose: 'maskable' },
+      ],
+    },
+    includeManifestIcons: false, // the glob below already takes every file of public/
+    injectManifest: {
+      rollupFormat: 'iife', // a classic service worker: every browser with SW support runs it
+      // Everything the build emits, the .wasm included; nothing from the mirrors.
+      globPatterns: ['**/*.{html,js,mjs,css,wasm,svg,png,webmanifest,json,txt}'],
+      globIgnores: ['models/**', 'data/**', '**/*.map'],
+      // onnxruntime-web's wasm is ~27 MB (the default limit is 2 MiB).
+      maximumFileSizeToCacheInBytes: 64 * 1024 * 1024,
+    },
+    devOptions: { enabled: false }, // dev runs without a service worker (no stale caches while editing)
+  });
+}
+
+/** Adds src/sw-register.ts to index.html in production builds only. */
+function registerServiceWorker(): Plugin {
+  return {
+    name: 'lopper:register-sw',
+    apply: 'build',
+    transformIndexHtml: {
+      order: 'pre',
+      handler: () => [{ tag: 'script', attrs: { type: 'module', src: '/src/sw-register.ts' }, injectTo: 'head' }],
     },
   };
 }
 
 export default defineConfig({
-  plugins: [svelte(), sharedModels()],
+  // Vitest's browser project extends this file: it gets no service worker.
+  plugins: [svelte(), sharedModels(), ...(process.env.VITEST ? [] : [...pwa(), registerServiceWorker()])],
   server: {
     port: 5173,
     headers: isolationHeaders,
@@ -132,6 +210,15 @@ export default defineConfig({
     // Imported only from workers (found late): pre-bundle up front so no page reloads mid-run.
     include: ['@huggingface/transformers'],
   },
-  worker: { format: 'es' },
+  worker: {
+    format: 'es',
+    // onnxruntime-web in a chunk of its own: its WASM threads start as module workers on
+    // `import.meta.url` (named em-pthread). Bundled into lopper.worker.js, that URL would be
+    // the app's worker, whose message handler would then run in every thread (and the
+    // threads never start). In its own chunk, a thread loads onnxruntime-web alone.
+    rolldownOptions: {
+      output: { codeSplitting: { groups: [{ name: 'ort', test: /[\\/]node_modules[\\/]onnxruntime-web[\\/]/ }] } },
+    },
+  },
   build: { target: 'es2022' },
 });

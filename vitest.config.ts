@@ -6,7 +6,11 @@ import { defineConfig } from 'vitest/config';
 /** ../shared beside the repository (CI clones the repo elsewhere with shared beside it). */
 const sharedDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../shared');
 
-/** Chromium flags that work on our machines (DESIGN.md): WebGPU through SwiftShader, no network chatter. */
+/**
+ * Chromium flags that work on our machines (DESIGN.md): WebGPU through SwiftShader, no network
+ * chatter. The same list as test/e2e/chromium.ts (kept here: Vite's config loader wants no
+ * extensionless relative imports).
+ */
 const chromiumArgs = [
   '--headless',
   '--no-sandbox',
@@ -58,6 +62,22 @@ export default defineConfig({
             }),
             instances: [{ browser: 'chromium' }],
           },
+        },
+      },
+      // End-to-end project: the BUILT app (vite build, service worker included) on Vite's
+      // preview server, driven through Playwright in Debian Chromium (test/e2e/browser.ts):
+      // a person's path through the UI, offline use, faults. One file at a time (each drives
+      // a whole browser; the machines have 2 cores).
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          environment: 'node',
+          globalSetup: ['test/e2e/global-setup.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 180_000,
+          pool: 'forks',
+          fileParallelism: false,
         },
       },
     ],

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # npm test: install what is missing (npm packages, Debian chromium), then run
-# svelte-check, the Node Vitest project and the browser Vitest project (real Chromium).
+# svelte-check, the Node Vitest project, the browser Vitest project (real Chromium) and the
+# end-to-end project (the built app on the preview server, driven by Playwright in Chromium;
+# screenshots under test-results/e2e/).
 # Every step runs even if an earlier one fails; the exit status says whether all passed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,20 +31,26 @@ step() {
 step check npx svelte-check --tsconfig ./tsconfig.json --fail-on-warnings
 step node npx vitest run --project node
 step browser npx vitest run --project browser
+step e2e npx vitest run --project e2e
 
 # Recap: svelte-check's verdict and Vitest's own summary lines, colours stripped.
 echo
 echo "==> summary"
-for name in check node browser; do
+for name in check node browser e2e; do
   echo "[$name]"
   sed -e 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" |
     grep -E '^svelte-check found|^ *(Test Files|Tests|Errors|Duration) ' || echo "  (no summary line; see the output above)"
 done
 
+if [[ -d test-results/e2e ]]; then
+  echo "[e2e screenshots]"
+  find test-results/e2e -name '*.png' | sort | sed 's/^/  /'
+fi
+
 # One closing line over all Vitest projects, in the plain form CI reads: "N passed, N failed".
 passed=0
 fails=0
-for name in node browser; do
+for name in node browser e2e; do
   line=$(sed -e 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" | grep -E '^ *Tests ' | tail -n 1 || true)
   p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || true)
   f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || true)

@@ -1,23 +1,31 @@
-import type { LoadRequest } from './model-client';
+import type { ModelSource } from './protocol';
+
+export interface PickedFile {
+  file: File;
+  /** path inside the chosen folder (without the folder's own name), or the bare file name */
+  path: string;
+}
 
 /**
  * Decide what a set of chosen files is: a Hugging Face folder (has config.json) or a
- * llama2.c model + tokenizer pair (.bin files; the tokenizer is named tok*.bin or is the
- * smaller one). Returns a load request or a message saying what is missing.
+ * llama2.c model + tokenizer pair (two .bin files, or a .bin and a tokenizer.json; the
+ * tokenizer is named tok*.bin / tokenizer.* or is the smaller one). Returns a model source or
+ * a message saying what is missing.
  */
-export function classifyFiles(files: File[]): LoadRequest | { error: string } {
-  if (files.length === 0) return { error: 'no files chosen' };
-  const withPaths = files.map((file) => ({ file, path: relativePath(file) }));
-  const config = withPaths.find((f) => f.path === 'config.json' || f.file.name === 'config.json');
+export function classifyFiles(picked: PickedFile[], folderName = ''): ModelSource | { error: string } {
+  if (picked.length === 0) return { error: 'no files chosen' };
+  const config = picked.find((f) => f.path === 'config.json' || f.file.name === 'config.json');
   if (config) {
-    const top = (file: File) => (file.webkitRelativePath ? file.webkitRelativePath.split('/')[0] : '');
-    return { kind: 'hf-files', name: top(config.file) || 'chosen files', files: withPaths };
+    const top = config.file.webkitRelativePath ? config.file.webkitRelativePath.split('/')[0] : '';
+    return { kind: 'hf-files', name: folderName || top || 'chosen folder', files: picked };
   }
-  const bins = files.filter((f) => f.name.endsWith('.bin'));
+  const bins = picked.map((f) => f.file).filter((f) => f.name.endsWith('.bin'));
+  const json = picked.map((f) => f.file).find((f) => f.name === 'tokenizer.json');
+  if (bins.length === 1 && json) return { kind: 'llama2c-files', model: bins[0], tokenizer: json };
   if (bins.length !== 2) {
     return {
       error:
-        'choose a llama2.c model .bin and its tokenizer .bin (e.g. stories260K.bin + tok512.bin), ' +
+        'choose a llama2.c model .bin and its tokenizer (e.g. stories260K.bin + tok512.bin), ' +
         'or a Hugging Face folder with config.json, model.safetensors and tokenizer.json',
     };
   }
@@ -27,15 +35,47 @@ export function classifyFiles(files: File[]): LoadRequest | { error: string } {
   return { kind: 'llama2c-files', model, tokenizer };
 }
 
-/** Path inside the chosen folder (drops the folder's own name), or the bare file name. */
-function relativePath(f: File): string {
-  const p = f.webkitRelativePath;
-  return p ? p.split('/').slice(1).join('/') : f.name;
+/** Files from an <input type=file> (a folder picker gives webkitRelativePath). */
+export function fromInput(files: FileList | File[]): PickedFile[] {
+  return [...files].map((file) => {
+    const p = file.webkitRelativePath;
+    return { file, path: p ? p.split('/').slice(1).join('/') : file.name };
+  });
 }
 
-/** A URL is read as a Hugging Face folder unless it names a llama2.c .bin file. */
-export function urlRequest(model: string, tokenizer: string): LoadRequest {
-  const path = model.split(/[?#]/)[0];
-  if (path.endsWith('.bin')) return { kind: 'llama2c-urls', model, tokenizer };
-  return { kind: 'hf-url', base: model };
+/**
+ * Files dropped on the page: plain files, or one folder (walked recursively). Returns the
+ * files with paths relative to the dropped folder, and the folder's name.
+ */
+export async function fromDrop(dt: DataTransfer): Promise<{ files: PickedFile[]; folder: string }> {
+  const entries = [...dt.items].map((i) => i.webkitGetAsEntry?.()).filter((e): e is FileSystemEntry => !!e);
+  if (entries.length === 1 && entries[0].isDirectory) {
+    const dir = entries[0] as FileSystemDirectoryEntry;
+    return { files: await walk(dir, ''), folder: dir.name };
+  }
+  if (entries.length > 0) {
+    const files: PickedFile[] = [];
+    for (const e of entries) {
+      if (e.isFile) files.push({ file: await fileOf(e as FileSystemFileEntry), path: e.name });
+      else files.push(...(await walk(e as FileSystemDirectoryEntry, e.name + '/')));
+    }
+    return { files, folder: '' };
+  }
+  return { files: fromInput([...dt.files]), folder: '' };
+}
+
+const fileOf = (e: FileSystemFileEntry) => new Promise<File>((resolve, reject) => e.file(resolve, reject));
+
+async function walk(dir: FileSystemDirectoryEntry, prefix: string): Promise<PickedFile[]> {
+  const reader = dir.createReader();
+  const out: PickedFile[] = [];
+  for (;;) {
+    const batch = await new Promise<FileSystemEntry[]>((resolve, reject) => reader.readEntries(resolve, reject));
+    if (batch.length === 0) break;
+    for (const e of batch) {
+      if (e.isFile) out.push({ file: await fileOf(e as FileSystemFileEntry), path: prefix + e.name });
+      else out.push(...(await walk(e as FileSystemDirectoryEntry, `${prefix}${e.name}/`)));
+    }
+  }
+  return out;
 }

@@ -48,7 +48,7 @@ export class Calibrated {
   static async create(ck: Checkpoint, runtime: Runtime, windows: readonly (readonly number[])[], opts: CalibrationOptions = {}): Promise<Calibrated> {
     if (windows.length === 0) throw new LopperError('bad-input', 'calibration needs at least one window of text');
     const engine = new Engine(ck, runtime);
-    const results = await runBatched(engine, windows, 0, undefined, opts);
+    const results = await disposeOnError(engine, () => runBatched(engine, windows, 0, undefined, opts));
     return Calibrated.fromResults(ck, windows, results, 0, [], [], [], engine, runtime, opts);
   }
 
@@ -138,7 +138,7 @@ export class Calibrated {
     const engine = new Engine(ck, this.runtime);
     await this.engine.dispose();
     if (this.opts.reuse === false) {
-      const results = await runBatched(engine, this.windows, 0, undefined, this.opts);
+      const results = await disposeOnError(engine, () => runBatched(engine, this.windows, 0, undefined, this.opts));
       return Calibrated.fromResults(ck, this.windows, results, 0, [], [], [], engine, this.runtime, this.opts);
     }
     // Streams before the cut are α·X (α = s for the paper's fold); restart from the last kept one.
@@ -151,12 +151,22 @@ export class Calibrated {
     }));
     const keptFactors = this.factors.slice(0, c + 1).map((f) => f * alpha);
     const start = c === 0 ? undefined : scaled(this.checkpoints[c]!, keptFactors[c]);
-    const results = await runBatched(engine, this.windows, c, start, this.opts);
+    const results = await disposeOnError(engine, () => runBatched(engine, this.windows, c, start, this.opts));
     return Calibrated.fromResults(ck, this.windows, results, c, keptStats, this.checkpoints.slice(0, c + 1), keptFactors, engine, this.runtime, this.opts);
   }
 
   async dispose(): Promise<void> {
     await this.engine.dispose();
+  }
+}
+
+/** Run `work`; if it throws (a cancelled or failed pass), release the engine's sessions first. */
+async function disposeOnError<T>(engine: Engine, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    await engine.dispose();
+    throw e;
   }
 }
 

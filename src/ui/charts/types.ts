@@ -1,0 +1,18 @@
+import type { CurvePoint } from '../protocol';
+
+export type { CurvePoint };
+
+export interface Bar {
+  key: string;
+  label: string;
+  value: number;
+  color: string;
+}
+
+export interface Curve {
+  key: string;
+  label: string;
+  points: CurvePoint[];
+  color: string;
+  dash?: string;
+}

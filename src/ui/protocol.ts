@@ -1,0 +1,242 @@
+/**
+ * The messages between the UI and workers/lopper.worker.ts. Every request carries an id;
+ * the worker answers with any number of progress/token events for that id, then exactly
+ * one 'done' or 'error'. { op: 'cancel', target } aborts a request (its AbortController):
+ * the request then ends with an error of code 'cancelled'. No DOM types beyond File.
+ */
+import type { Metric } from '../engine/prune/metrics';
+import type { Mode, Plan } from '../engine/prune/plan';
+
+export type Backend = 'wasm' | 'webgpu';
+export type Fold = 'paper' | 'tied';
+/** Which model a generation runs: the dense model, the baseline-pruned one, or the one the chosen mode pruned. */
+export type Variant = 'dense' | 'baseline' | 'prunecomp';
+
+// ---- requests --------------------------------------------------------------------------
+
+/** Where a model comes from. */
+export type ModelSource =
+  /** a catalog entry, downloaded from `base` (the hub or a mirror) into IndexedDB */
+  | { kind: 'catalog'; id: string; base: string; token?: string }
+  /** a llama2.c .bin + its tokenizer .bin, or (no tokenizer, not .bin) a Hugging Face folder URL */
+  | { kind: 'url'; model: string; tokenizer?: string }
+  | { kind: 'llama2c-files'; model: File; tokenizer: File }
+  /** a Hugging Face folder's files, keyed by path relative to the folder */
+  | { kind: 'hf-files'; name: string; files: { path: string; file: File }[] };
+
+/** A text: a built-in one fetched from `url`, or the person's own (pasted or uploaded). */
+export type TextSource = { kind: 'builtin'; id: string; url: string } | { kind: 'custom'; name: string; text: string };
+
+export interface RunSettings {
+  backend: Backend;
+  metric: Metric;
+  /** layers to remove (n) */
+  layers: number;
+  /** the method compared with the baseline ('baseline': the baseline alone) */
+  mode: Mode;
+  fold: Fold;
+  /** calibration windows (K) */
+  windows: number;
+  /** tokens per window (W), calibration and evaluation */
+  window: number;
+  /** eligibility barriers (undefined: the metric's defaults, the paper's) */
+  skipFirst?: number;
+  skipLast?: number;
+  calib: TextSource;
+  eval: TextSource;
+}
+
+export interface GenerateSettings {
+  model: Variant;
+  prompt: string;
+  maxTokens: number;
+  /** 0: greedy */
+  temperature: number;
+  /** 0: all tokens */
+  topK: number;
+  seed: number;
+  backend: Backend;
+}
+
+/** Request payload and result type of each operation. */
+export interface Ops {
+  /** what this device offers (no model needed) */
+  device: { req: Record<string, never>; result: DeviceInfo };
+  /** fetch (or read), check against the device, parse; the model then stays in the worker */
+  load: { req: { source: ModelSource; backend: Backend; /** load even when the device check says it will not fit */ force?: boolean }; result: ModelSummary };
+  /** a stored result for these settings and the loaded model, or null (computes nothing) */
+  cached: { req: { settings: RunSettings }; result: RunResult | null };
+  /** prune (baseline + the chosen mode), evaluate, measure; a stored result is returned unless `recompute` */
+  run: { req: { settings: RunSettings; recompute?: boolean }; result: RunResult };
+  /** stream a continuation (token events), then the totals */
+  generate: { req: GenerateSettings; result: GenerateResult };
+}
+export type Op = keyof Ops;
+
+/**
+ * `cancelFlag` (where the page is cross-origin isolated): a shared Int32Array(1) the page sets
+ * to 1 to cancel. The worker polls it inside long computations, whose onnxruntime calls may
+ * never yield to the worker's event loop (so a 'cancel' message would wait until they end).
+ */
+export type Request =
+  | { [K in Op]: { id: number; op: K; cancelFlag?: Int32Array } & Ops[K]['req'] }[Op]
+  | { id: number; op: 'cancel'; target: number };
+
+// ---- responses -------------------------------------------------------------------------
+
+export interface DownloadProgress {
+  file: string;
+  loaded: number;
+  total: number;
+  bytesPerSecond: number;
+  secondsLeft: number | null;
+  resumedFrom: number;
+  fromCache: boolean;
+}
+
+/** One progress report of a long request (posted at most ~10 per second, plus every stage/step change). */
+export interface Progress {
+  /** machine name of the stage: download, parse, check, text, calibrate, prune-baseline, prune, ppl-dense, ppl-baseline, ppl-prunecomp, curves */
+  stage: string;
+  /** what a person reads: "Prune&Comp: step 2 of 2 (removed layer 3, s = 1.12)" */
+  label: string;
+  /** within the stage */
+  done: number;
+  total: number;
+  /** the whole request, 0..1 */
+  fraction: number;
+  /** seconds left for the whole request, when it can be estimated */
+  etaSeconds: number | null;
+  elapsedSeconds: number;
+  /** the stages of this request in order, with their state */
+  stages?: { stage: string; label: string; state: 'done' | 'running' | 'pending' }[];
+  /** pruning steps: the step and what it removed */
+  step?: { index: number; count: number; removed: number; scale: number };
+  download?: DownloadProgress;
+}
+
+export interface ErrorInfo {
+  /**
+   * LopperError codes (bad-input, bad-option, not-found, corrupt, truncated, cancelled, quota, …)
+   * plus: too-large (the device check refused), gpu-lost (the WebGPU device was lost),
+   * no-model (nothing loaded), text (a built-in text could not be fetched), internal (a bug)
+   */
+  code: string;
+  message: string;
+}
+
+export type Response =
+  | { id: number; type: 'progress'; progress: Progress }
+  | { id: number; type: 'token'; token: TokenEvent }
+  | { id: number; type: 'done'; result: unknown }
+  | { id: number; type: 'error'; error: ErrorInfo };
+
+export interface TokenEvent {
+  /** the continuation so far (prompt excluded), decoded */
+  text: string;
+  tokens: number;
+  tokensPerSecond: number;
+}
+
+// ---- results ---------------------------------------------------------------------------
+
+export interface DeviceInfo {
+  webgpu: boolean;
+  /** WebGPU adapter limits, when an adapter exists */
+  gpu: { description: string; maxBufferSize: number; maxStorageBufferBindingSize: number } | null;
+  /** navigator.deviceMemory in bytes (Chrome caps it at 8 GiB), or null where unknown */
+  deviceMemoryBytes: number | null;
+  crossOriginIsolated: boolean;
+  /** WASM threads the runtime uses */
+  threads: number;
+}
+
+/** Whether a model fits this device, with the numbers that decided it. */
+export interface DeviceCheck {
+  fits: boolean;
+  /** fp32 weights × 3 (weights, the graph's copy, working memory) */
+  estimatedBytes: number;
+  deviceMemoryBytes: number | null;
+  largestTensor: { name: string; bytes: number } | null;
+  gpu: DeviceInfo['gpu'];
+  backend: Backend;
+  /** each reason it will not fit, in plain words with the numbers */
+  problems: string[];
+}
+
+export interface ModelSummary {
+  /** identifies the model in caches and results (catalog id, URL, or local file names and sizes) */
+  key: string;
+  /** catalog id when it came from the catalog */
+  catalogId: string | null;
+  name: string;
+  source: string;
+  format: 'llama2c' | 'hf';
+  architecture: string;
+  numLayers: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  maxPositions: number;
+  parameterCount: number;
+  tiedEmbeddings: boolean;
+  dtypes: { dtype: string; parameters: number }[];
+  tokenizer: { kind: string; vocabSize: number; bosId: number; eosId: number };
+  /** bytes read (from the network, IndexedDB or files) */
+  bytesRead: number;
+  /** bytes that came from the network this time (0: everything was stored already) */
+  bytesDownloaded: number;
+  millis: number;
+  device: DeviceCheck;
+}
+
+/** Mean over channels and windows of mean_t |X_k|, at the boundary entering ORIGINAL layer `layer` (numLayers: the final stream). */
+export interface CurvePoint {
+  layer: number;
+  value: number;
+}
+
+export interface PerplexityInfo {
+  ppl: number;
+  tokens: number;
+  windows: number;
+}
+
+export interface RunResult {
+  key: string;
+  /** true when it came from the result cache */
+  fromCache: boolean;
+  /** when it was computed (ms since the epoch) */
+  computedAt: number;
+  millis: number;
+  model: { key: string; name: string; numLayers: number };
+  /** the settings, texts by name (custom texts by name and hash) */
+  settings: Omit<RunSettings, 'calib' | 'eval'> & { calib: string; eval: string };
+  calibration: { windows: number; window: number; tokens: number };
+  evaluation: { windows: number; window: number; tokens: number };
+  ppl: { dense: PerplexityInfo; baseline: PerplexityInfo; prunecomp: PerplexityInfo | null };
+  plans: { baseline: Plan; prunecomp: Plan | null };
+  curves: { dense: CurvePoint[]; baseline: CurvePoint[]; prunecomp: CurvePoint[] | null };
+  /** what could not be kept (storage full), in plain words */
+  warnings?: string[];
+}
+
+export interface GenerateResult {
+  model: Variant;
+  text: string;
+  ids: number[];
+  tokens: number;
+  tokensPerSecond: number;
+  millis: number;
+}
+
+/** Names a person reads for each mode's pruned model. */
+export const MODE_LABEL: Record<Mode, string> = {
+  prunecomp: 'Prune&Comp',
+  baseline: 'baseline',
+  iterative: 'iterative, no compensation',
+  'oneshot-comp': 'one-shot + compensation',
+};

@@ -1,0 +1,173 @@
+/**
+ * The settings of a setup, kept in the page URL so a setup is a link:
+ *
+ *   ?model=stories260K&backend=wasm&metric=bi&layers=2&mode=prunecomp&fold=paper&windows=8&window=256
+ *    &calib=tinystories-calib&eval=tinystories-eval[&skipFirst=…&skipLast=…][&tokenizer=…]
+ *
+ * `model` is a catalog id, or a URL (then `tokenizer` for a llama2.c .bin). Pasted or
+ * uploaded texts stay in memory only (the URL says `calib=custom`). Other parameters in the
+ * URL (e.g. `data`) are left alone.
+ */
+import { isMetric, METRICS, type Metric } from '../../engine/prune/metrics';
+import { MODES, type Mode } from '../../engine/prune/plan';
+import type { Backend, Fold, RunSettings, TextSource } from '../protocol';
+import { DEFAULT_CALIB, DEFAULT_EVAL, textById, textUrl } from '../texts';
+
+export { METRICS, MODES };
+
+/** Short names for the metric menu (the full definitions: docs/PRUNE_AND_COMP.md §4). */
+export const METRIC_LABEL: Record<Metric, string> = {
+  bi: 'BI (CosSim)',
+  angular: 'angular distance',
+  cl: 'CL block (CosSim)',
+  mag: 'Mag+ (Σ|W|)',
+  ppl: 'PPL (bypass loss)',
+  taylor: 'Taylor+',
+  reverse: 'reverse order',
+  random: 'random',
+};
+
+/** What each metric measures (shown under the menu). */
+export const METRIC_NOTE: Record<Metric, string> = {
+  bi: 'Block Influence: mean 1 − cos(X_k, X_k+1) over tokens',
+  angular: 'arccos(cos(X_k, X_k+1))/π on the last token',
+  cl: 'a contiguous block of n layers, chosen once: 1 − cos(X_i, X_i+n)',
+  mag: 'Σ|W| over the layer’s weights',
+  ppl: 'calibration loss with the layer bypassed',
+  taylor: 'Σ|W ⊙ ∂L/∂W| over the layer’s weights',
+  reverse: 'the last layers first',
+  random: 'a seeded random order (seed 0)',
+};
+
+export const DEFAULTS = {
+  metric: 'bi' as Metric,
+  layers: 2,
+  mode: 'prunecomp' as Mode,
+  fold: 'paper' as Fold,
+  windows: 8,
+  window: 256,
+};
+
+export interface CustomText {
+  name: string;
+  text: string;
+}
+
+function intParam(q: URLSearchParams, name: string, min: number, fallback: number): number {
+  const v = Number(q.get(name));
+  return q.has(name) && Number.isInteger(v) && v >= min ? v : fallback;
+}
+function optIntParam(q: URLSearchParams, name: string): number | undefined {
+  const v = Number(q.get(name));
+  return q.has(name) && q.get(name) !== '' && Number.isInteger(v) && v >= 0 ? v : undefined;
+}
+
+/** A number input left empty binds null: that means "the default". */
+const opt = (v: number | null | undefined): number | undefined => (v === null || v === undefined || !Number.isFinite(v) ? undefined : v);
+
+export class Settings {
+  /** catalog id or URL of the model ('' = none chosen) */
+  model = $state('');
+  /** tokenizer URL for a llama2.c model given by URL */
+  tokenizer = $state('');
+  /** null until chosen: the app then takes WebGPU when an adapter exists, else WASM */
+  backend = $state<Backend | null>(null);
+  metric = $state<Metric>(DEFAULTS.metric);
+  layers = $state(DEFAULTS.layers);
+  mode = $state<Mode>(DEFAULTS.mode);
+  fold = $state<Fold>(DEFAULTS.fold);
+  windows = $state(DEFAULTS.windows);
+  window = $state(DEFAULTS.window);
+  skipFirst = $state<number | null | undefined>(undefined);
+  skipLast = $state<number | null | undefined>(undefined);
+  /** built-in text id, or 'custom' */
+  calib = $state(DEFAULT_CALIB);
+  eval = $state(DEFAULT_EVAL);
+  customCalib = $state<CustomText | null>(null);
+  customEval = $state<CustomText | null>(null);
+
+  constructor(search = location.search) {
+    this.read(search);
+  }
+
+  read(search: string): void {
+    const q = new URLSearchParams(search);
+    this.model = q.get('model') ?? '';
+    this.tokenizer = q.get('tokenizer') ?? '';
+    const b = q.get('backend');
+    this.backend = b === 'wasm' || b === 'webgpu' ? b : null;
+    const m = q.get('metric') ?? '';
+    this.metric = isMetric(m) ? m : DEFAULTS.metric;
+    this.layers = intParam(q, 'layers', 1, DEFAULTS.layers);
+    const mode = q.get('mode') ?? '';
+    this.mode = (MODES as readonly string[]).includes(mode) ? (mode as Mode) : DEFAULTS.mode;
+    const fold = q.get('fold');
+    this.fold = fold === 'tied' || fold === 'paper' ? fold : DEFAULTS.fold;
+    this.windows = intParam(q, 'windows', 1, DEFAULTS.windows);
+    this.window = intParam(q, 'window', 2, DEFAULTS.window);
+    this.skipFirst = optIntParam(q, 'skipFirst');
+    this.skipLast = optIntParam(q, 'skipLast');
+    const calib = q.get('calib');
+    this.calib = calib && (calib === 'custom' || textById(calib)) ? calib : DEFAULT_CALIB;
+    const ev = q.get('eval');
+    this.eval = ev && (ev === 'custom' || textById(ev)) ? ev : DEFAULT_EVAL;
+  }
+
+  /** The settings as URL parameters (defaults included, so a link pins the setup). */
+  params(): Record<string, string> {
+    const p: Record<string, string> = {};
+    if (this.model) p.model = this.model;
+    if (this.model && this.tokenizer) p.tokenizer = this.tokenizer;
+    if (this.backend) p.backend = this.backend;
+    Object.assign(p, {
+      metric: this.metric,
+      layers: String(this.layers),
+      mode: this.mode,
+      fold: this.fold,
+      windows: String(this.windows),
+      window: String(this.window),
+      calib: this.calib,
+      eval: this.eval,
+    });
+    if (opt(this.skipFirst) !== undefined) p.skipFirst = String(this.skipFirst);
+    if (opt(this.skipLast) !== undefined) p.skipLast = String(this.skipLast);
+    return p;
+  }
+
+  /** Write the settings into the page URL (replaceState: no history entry per change). */
+  writeUrl(): void {
+    const url = new URL(location.href);
+    for (const k of ['model', 'tokenizer', 'backend', 'metric', 'layers', 'mode', 'fold', 'windows', 'window', 'calib', 'eval', 'skipFirst', 'skipLast']) {
+      url.searchParams.delete(k);
+    }
+    for (const [k, v] of Object.entries(this.params())) url.searchParams.set(k, v);
+    if (url.href !== location.href) history.replaceState(history.state, '', url);
+  }
+
+  private text(choice: string, custom: CustomText | null, what: string): TextSource {
+    if (choice === 'custom') {
+      if (!custom) throw new Error(`choose a ${what} text: paste or upload one, or pick a built-in text`);
+      return { kind: 'custom', name: custom.name, text: custom.text };
+    }
+    const t = textById(choice)!;
+    return { kind: 'builtin', id: t.id, url: textUrl(t) };
+  }
+
+  /** What the worker needs for a run (throws with a plain message when a custom text is missing). */
+  runSettings(backend: Backend): RunSettings {
+    return {
+      backend,
+      metric: this.metric,
+      layers: this.layers,
+      mode: this.mode,
+      fold: this.fold,
+      windows: this.windows,
+      window: this.window,
+      skipFirst: opt(this.skipFirst),
+      skipLast: opt(this.skipLast),
+      calib: this.text(this.calib, this.customCalib, 'calibration'),
+      eval: this.text(this.eval, this.customEval, 'evaluation'),
+    };
+  }
+}
+

@@ -1,0 +1,147 @@
+/**
+ * What a person does with the app, as Playwright steps over the UI's labels and
+ * data-testids (src/ui/**): choose a model, set up a run, read the results, generate.
+ * Shared by the end-to-end tests.
+ */
+import type { Page } from 'playwright-core';
+import { expect } from 'vitest';
+
+/** The settings a run is made with, through the run panel's controls. */
+export interface RunSetup {
+  backend: 'wasm' | 'webgpu';
+  metric: string;
+  layers: number;
+  mode: string;
+  fold: 'paper' | 'tied';
+  windows: number;
+  window: number;
+  /** built-in text ids */
+  calib: string;
+  eval: string;
+}
+
+export interface Perplexities {
+  dense: number;
+  baseline: number;
+  prunecomp: number | null;
+}
+
+/** Records main-thread long tasks (PerformanceObserver 'longtask') from the first script on. */
+export async function observeLongTasks(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    const w = window as unknown as { __longTasks: { start: number; duration: number }[] };
+    w.__longTasks = [];
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) w.__longTasks.push({ start: e.startTime, duration: e.duration });
+    }).observe({ type: 'longtask', buffered: true });
+  });
+}
+
+/** Long tasks so far (page time, ms). */
+export function longTasks(page: Page): Promise<{ start: number; duration: number }[]> {
+  return page.evaluate(() => (window as unknown as { __longTasks: { start: number; duration: number }[] }).__longTasks ?? []);
+}
+
+export const pageNow = (page: Page) => page.evaluate(() => performance.now());
+
+/** The error banner's text, or null when there is none. */
+export async function errorText(page: Page): Promise<string | null> {
+  const banner = page.getByTestId('error-banner');
+  return (await banner.count()) ? await banner.innerText() : null;
+}
+
+/** Wait until `testid` is visible, failing at once (with its text) if the error banner shows instead. */
+export async function waitForTestId(page: Page, testid: string, timeout: number): Promise<void> {
+  const target = page.getByTestId(testid);
+  const banner = page.getByTestId('error-banner');
+  await target.or(banner).first().waitFor({ state: 'visible', timeout });
+  if (!(await target.isVisible())) throw new Error(`waiting for ${testid}, the page shows an error: ${await banner.innerText()}`);
+}
+
+/** Choose the local mirror and load a catalog model by its button ("Load stories260K"). */
+export async function loadFromCatalog(page: Page, id: string): Promise<void> {
+  await page.getByRole('button', { name: 'Local mirror' }).click();
+  await page.getByRole('button', { name: `Load ${id}` }).click();
+}
+
+/** Set the run panel's controls to `setup`. */
+export async function setUpRun(page: Page, setup: RunSetup): Promise<void> {
+  const panel = page.getByTestId('run-panel');
+  await panel.locator(`input[name=backend][value=${setup.backend}]`).check();
+  await panel.locator('#text-calibration').selectOption(setup.calib);
+  await panel.locator('#text-evaluation').selectOption(setup.eval);
+  await panel.locator('select[name=metric]').selectOption(setup.metric);
+  await panel.locator('input[name=layers]').fill(String(setup.layers));
+  await panel.locator('select[name=mode]').selectOption(setup.mode);
+  await panel.locator('select[name=fold]').selectOption(setup.fold);
+  await panel.locator('input[name=windows]').fill(String(setup.windows));
+  await panel.locator('input[name=window]').fill(String(setup.window));
+}
+
+/** The run button. */
+export const runButton = (page: Page) => page.getByTestId('run-panel').getByRole('button', { name: 'Run', exact: true });
+
+/** Wait for a finished run's results (no progress, no error) matching the current settings. */
+export async function waitForResults(page: Page, timeout: number): Promise<void> {
+  await waitForTestId(page, 'results', timeout);
+  await page.getByTestId('run-progress').waitFor({ state: 'detached', timeout });
+  const err = await errorText(page);
+  if (err) throw new Error(`the run ended with an error: ${err}`);
+  expect(await page.getByTestId('result-stale').count(), 'the results shown are for the current settings').toBe(0);
+}
+
+/** The perplexities the results show, at full precision (data-value). */
+export async function perplexities(page: Page): Promise<Perplexities> {
+  const value = async (key: string) => {
+    const el = page.getByTestId(`ppl-${key}`);
+    return (await el.count()) ? Number(await el.getAttribute('data-value')) : null;
+  };
+  const dense = await value('dense');
+  const baseline = await value('baseline');
+  if (dense === null || baseline === null) throw new Error('the results show no perplexities');
+  return { dense, baseline, prunecomp: await value('prunecomp') };
+}
+
+/** The layers each plan removed, in order, as the removed-layers table shows them. */
+export async function removedLayers(page: Page): Promise<{ baseline: number[]; prunecomp: number[]; scales: number[] }> {
+  const col = async (prefix: string, attr?: string) => {
+    const cells = page.locator(`[data-testid^="${prefix}-"]`);
+    const out: number[] = [];
+    for (let i = 0; i < (await cells.count()); i++) {
+      const c = cells.nth(i);
+      out.push(Number(attr ? await c.getAttribute(attr) : await c.innerText()));
+    }
+    return out;
+  };
+  return { baseline: await col('removed-baseline'), prunecomp: await col('removed-prunecomp'), scales: await col('scale', 'data-value') };
+}
+
+/** Press Generate and wait until every column has finished. */
+export async function generate(page: Page, opts: { prompt: string; tokens: number }, timeout: number): Promise<Record<string, string>> {
+  const panel = page.getByTestId('generate');
+  await panel.locator('textarea[name=prompt]').fill(opts.prompt);
+  await panel.locator('input[name=maxTokens]').fill(String(opts.tokens));
+  await panel.locator('input[name=temperature]').fill('0');
+  await panel.getByRole('button', { name: 'Generate' }).click();
+  const columns = panel.locator('[data-testid^="gen-"][data-testid$="-rate"]');
+  await expect
+    .poll(
+      async () => {
+        const err = await errorText(page);
+        if (err) throw new Error(`generation failed: ${err}`);
+        const rates = await columns.allInnerTexts();
+        return rates.length > 0 && rates.every((r) => /\d+ tokens/.test(r)) && (await panel.getByRole('button', { name: 'Stop' }).count()) === 0;
+      },
+      { timeout, interval: 250 },
+    )
+    .toBe(true);
+  const texts: Record<string, string> = {};
+  for (const key of ['dense', 'baseline', 'prunecomp']) {
+    const el = panel.getByTestId(`gen-${key}-text`);
+    if (await el.count()) texts[key] = await el.innerText();
+  }
+  return texts;
+}
+
+/** |a − b| / |b| */
+export const relErr = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);

@@ -1,0 +1,94 @@
+/**
+ * Debian Chromium driven by Playwright for the end-to-end tests: a fresh profile per
+ * browser (launchPersistentContext on a temp folder, so IndexedDB, the Cache API and the
+ * service worker survive reloads within a test), the page's console errors kept for
+ * failure messages, and screenshots of each stage under test-results/e2e/.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromiumArgs, chromiumPath } from './chromium';
+import { repoRoot } from './servers';
+
+export const screenshotsDir = path.join(repoRoot, 'test-results/e2e');
+
+export interface Browser {
+  context: BrowserContext;
+  page: Page;
+  /** what the page (and its workers) logged as errors, and uncaught exceptions */
+  errors: string[];
+  /** Screenshot of the page now: test-results/e2e/{suite}/{nn}-{stage}.png (path printed and returned). */
+  shot(stage: string): Promise<string>;
+  /** every screenshot taken, in order */
+  shots: string[];
+  close(): Promise<void>;
+}
+
+const slug = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 60);
+
+/** A fresh Chromium with its own profile; `suite` names the screenshot folder. */
+export async function openBrowser(suite: string, opts: { viewport?: { width: number; height: number } } = {}): Promise<Browser> {
+  const profile = mkdtempSync(path.join(tmpdir(), 'lopper-e2e-profile-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: chromiumArgs,
+    viewport: opts.viewport ?? { width: 1280, height: 900 },
+    serviceWorkers: 'allow',
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('worker', (w) => w.on('console', (m) => m.type() === 'error' && errors.push(`worker console: ${m.text()}`)));
+
+  const dir = path.join(screenshotsDir, slug(suite));
+  mkdirSync(dir, { recursive: true });
+  const shots: string[] = [];
+  return {
+    context,
+    page,
+    errors,
+    shots,
+    async shot(stage) {
+      const file = path.join(dir, `${String(shots.length + 1).padStart(2, '0')}-${slug(stage)}.png`);
+      await page.screenshot({ path: file, fullPage: true });
+      shots.push(file);
+      console.log(`[e2e] screenshot ${path.relative(repoRoot, file)}`);
+      return file;
+    },
+    async close() {
+      await context.close().catch(() => {});
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Waits until a service worker controls the page and has precached every app file. */
+export async function waitForOffline(page: Page, timeout = 60_000): Promise<void> {
+  await page.waitForFunction(
+    () => !!navigator.serviceWorker?.controller && window.lopperPwa?.offlineReady === true,
+    undefined,
+    { timeout, polling: 100 },
+  );
+}
+
+/** The precache's entries (URL paths), read through the Cache API in the page. */
+export async function precachedPaths(page: Page): Promise<string[]> {
+  return page.evaluate(async () => {
+    const out: string[] = [];
+    for (const name of await caches.keys()) {
+      const cache = await caches.open(name);
+      for (const req of await cache.keys()) out.push(new URL(req.url).pathname);
+    }
+    return out.sort();
+  });
+}

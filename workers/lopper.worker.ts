@@ -1,0 +1,338 @@
+/// <reference lib="webworker" />
+/**
+ * lopper's worker: all heavy work — download, parse, calibrate, prune, evaluate, generate —
+ * runs here, so the page never blocks. Thin: it calls src/engine and speaks the typed
+ * messages of src/ui/protocol.ts (ids, progress, cancellation, errors as {code, message}).
+ *
+ * Requests run one at a time in arrival order (onnxruntime sessions are not shared between
+ * concurrent runs); 'cancel' is handled at once and aborts its target's AbortController.
+ * The loaded model, the last run's pruned models and their engines stay here between
+ * requests.
+ */
+import { LopperError } from '../src/engine/errors';
+import { writeHfFolder } from '../src/engine/formats/hf';
+import { writeLlama2c } from '../src/engine/formats/llama2c';
+import type { Checkpoint } from '../src/engine/model/checkpoint';
+import { Engine } from '../src/engine/runtime/engine';
+import { browserRuntime } from '../src/engine/runtime/web';
+import { fetchToStore } from '../src/engine/store/download';
+import { getResult, putModel, putResult, resultKey } from '../src/engine/store/cache';
+import {
+  MODE_LABEL,
+  type Backend,
+  type ErrorInfo,
+  type GenerateResult,
+  type GenerateSettings,
+  type Ops,
+  type Progress,
+  type Request,
+  type Response,
+  type RunResult,
+  type RunSettings,
+  type TextSource,
+  type Variant,
+} from '../src/ui/protocol';
+import { deviceInfo } from './lib/device';
+import { loadModel, loadStages, TooLarge, type LoadedModel } from './lib/load';
+import { Tracker } from './lib/progress';
+import { checkAbort, linkFlag } from './lib/cancel';
+import { applyPlan, idsOf, resultParts, runPruning, runStages } from './lib/run';
+
+const scope = self as unknown as DedicatedWorkerGlobalScope;
+const post = (m: Response) => scope.postMessage(m);
+
+// ---- state kept between requests ----------------------------------------------------------
+
+let model: LoadedModel | null = null;
+/** The last run's (or cached) result and its pruned models (built from the plans when first needed). */
+let last: { result: RunResult; baseline: Checkpoint | null; prunecomp: Checkpoint | null } | null = null;
+/** Engines for generation, by variant and backend. */
+const engines = new Map<string, Engine>();
+
+async function dropEngines(): Promise<void> {
+  const all = [...engines.values()];
+  engines.clear();
+  for (const e of all) await e.dispose().catch(() => undefined);
+}
+
+// ---- texts -------------------------------------------------------------------------------
+
+/** A text's content: a built-in one through the store (kept for offline use), or the person's own. */
+async function readText(t: TextSource, what: string, signal: AbortSignal): Promise<{ text: string; name: string }> {
+  if (t.kind === 'custom') {
+    if (!t.text.trim()) throw new LopperError('bad-input', `the ${what} text “${t.name}” is empty: paste or upload some text`);
+    return { text: t.text, name: t.name };
+  }
+  try {
+    const blob = await fetchToStore(t.url, { signal, label: `text: ${t.id}` });
+    return { text: await blob.text(), name: t.id };
+  } catch (e) {
+    if (e instanceof LopperError && e.code !== 'cancelled' && e.code !== 'quota') {
+      throw Object.assign(new LopperError(e.code, `the built-in ${what} text “${t.id}” is not available (${e.message}): paste or upload a text instead`), {
+        uiCode: 'text',
+      });
+    }
+    throw e;
+  }
+}
+
+// ---- operations ------------------------------------------------------------------------------
+
+type Handler<K extends keyof Ops> = (req: { id: number } & Ops[K]['req'], signal: AbortSignal) => Promise<Ops[K]['result']>;
+
+const progressPoster = (id: number) => (progress: Progress) => post({ id, type: 'progress', progress });
+
+const handlers: { [K in keyof Ops]: Handler<K> } = {
+  async device() {
+    return deviceInfo();
+  },
+
+  async load(req, signal) {
+    const tracker = new Tracker(loadStages(), progressPoster(req.id));
+    const loaded = await loadModel(req.source, { signal, tracker, backend: req.backend, force: !!req.force });
+    await dropEngines();
+    model = loaded;
+    last = null;
+    return loaded.summary;
+  },
+
+  async cached(req) {
+    const m = requireModel();
+    const key = resultKey(await resultParts(m.summary.key, req.settings));
+    const value = await getResult<RunResult>(key);
+    if (!value) return null;
+    const result = { ...value, fromCache: true };
+    await adopt(result, null, null);
+    return result;
+  },
+
+  async run(req, signal) {
+    const m = requireModel();
+    const s = req.settings;
+    const key = resultKey(await resultParts(m.summary.key, s));
+    if (!req.recompute) {
+      // A damaged cached entry is deleted by the store; then it is simply computed again.
+      const value = await getResult<RunResult>(key).catch((e) => {
+        if (e instanceof LopperError && e.code === 'corrupt') return undefined;
+        throw e;
+      });
+      if (value) {
+        const result = { ...value, fromCache: true };
+        await adopt(result, null, null);
+        return result;
+      }
+    }
+    const modeLabel = MODE_LABEL[s.mode];
+    const tracker = new Tracker(runStages(s, modeLabel), progressPoster(req.id));
+    tracker.start('text');
+    const [calib, evalText] = [await readText(s.calib, 'calibration', signal), await readText(s.eval, 'evaluation', signal)];
+    const out = await runPruning(
+      {
+        ck: m.ck,
+        modelKey: m.summary.key,
+        modelName: m.summary.name,
+        settings: s,
+        runtime: runtimeFor(s.backend),
+        calibText: calib.text,
+        evalText: evalText.text,
+        calibName: calib.name,
+        evalName: evalText.name,
+        key,
+      },
+      tracker,
+      signal,
+      modeLabel,
+    );
+    const label = `${m.summary.name}: ${s.metric}, ${s.layers} layer${s.layers === 1 ? '' : 's'}, ${modeLabel} vs baseline (${s.backend})`;
+    const warnings: string[] = [];
+    try {
+      await putResult(key, label, out.result);
+    } catch (e) {
+      warnings.push(`the result is not kept for next time: ${(e as Error).message}`);
+    }
+    // The pruned models too, in the input's format (best effort: a full storage only warns).
+    for (const [variant, ck] of [
+      ['baseline', out.baseline],
+      ['prunecomp', out.prunecomp],
+    ] as const) {
+      if (!ck) continue;
+      try {
+        await putModel(`${key}:${variant}`, `${m.summary.name} pruned: ${variant === 'baseline' ? 'baseline' : modeLabel}, ${s.metric}, −${s.layers} layers`, modelFiles(ck));
+      } catch (e) {
+        warnings.push(`the pruned model (${variant}) is not kept: ${(e as Error).message}`);
+        break;
+      }
+    }
+    const result = warnings.length ? { ...out.result, warnings } : out.result;
+    await adopt(result, out.baseline, out.prunecomp);
+    return result;
+  },
+
+  async generate(req, signal) {
+    const ck = variantModel(req.model);
+    const key = `${req.model}:${req.backend}`;
+    let engine = engines.get(key);
+    if (!engine) engines.set(key, (engine = new Engine(ck, runtimeFor(req.backend))));
+    return generate(engine, ck, req, (token) => post({ id: req.id, type: 'token', token }), signal);
+  },
+};
+
+/** Make a result the current one; its pruned models are built from the plans when first needed. */
+async function adopt(result: RunResult, baseline: Checkpoint | null, prunecomp: Checkpoint | null): Promise<void> {
+  for (const v of ['baseline', 'prunecomp']) {
+    for (const b of ['wasm', 'webgpu']) {
+      const e = engines.get(`${v}:${b}`);
+      if (e) {
+        engines.delete(`${v}:${b}`);
+        await e.dispose().catch(() => undefined);
+      }
+    }
+  }
+  last = { result, baseline, prunecomp };
+}
+
+function requireModel(): LoadedModel {
+  if (!model) throw Object.assign(new LopperError('bad-input', 'no model is loaded: choose one first'), { uiCode: 'no-model' });
+  return model;
+}
+
+function variantModel(v: Variant): Checkpoint {
+  const m = requireModel();
+  if (v === 'dense') return m.ck;
+  if (!last) throw Object.assign(new LopperError('bad-input', 'nothing is pruned yet: run the pruning first'), { uiCode: 'no-model' });
+  if (v === 'baseline') return (last.baseline ??= applyPlan(m.ck, last.result.plans.baseline));
+  const plan = last.result.plans.prunecomp;
+  if (!plan) throw new LopperError('bad-input', 'this run pruned with the baseline only: choose another mode to compare');
+  return (last.prunecomp ??= applyPlan(m.ck, plan));
+}
+
+/** A model's files in its own format (llama2.c: model.bin + tokenizer; else a Hugging Face folder). */
+function modelFiles(ck: Checkpoint): Map<string, Uint8Array> {
+  if (ck.format === 'llama2c') return new Map([['model.bin', writeLlama2c(ck)], ...Object.entries(ck.tokenizer.files())]);
+  return writeHfFolder(ck);
+}
+
+const runtimes = new Map<Backend, ReturnType<typeof browserRuntime>>();
+function runtimeFor(backend: Backend) {
+  if (backend === 'webgpu' && gpuLost !== null) {
+    throw Object.assign(new Error(`the WebGPU device was lost earlier (${gpuLost})`), { gpuLost: true });
+  }
+  let r = runtimes.get(backend);
+  if (!r) runtimes.set(backend, (r = browserRuntime(backend)));
+  return r;
+}
+
+/** Why onnxruntime's WebGPU device was lost, once it was (WebGPU requests then fail at once). */
+let gpuLost: string | null = null;
+let watchingGpu = false;
+/** After the first WebGPU work: watch onnxruntime's device for loss. */
+function watchGpu(): void {
+  const r = runtimes.get('webgpu');
+  if (!r || watchingGpu) return;
+  type Lost = { message?: string; reason?: string };
+  const env = (r.ort as unknown as { env?: { webgpu?: { device?: Promise<{ lost?: Promise<Lost> }> } } }).env;
+  try {
+    const device = env?.webgpu?.device;
+    if (!device) return;
+    watchingGpu = true;
+    void device
+      .then((d) => d.lost?.then((info) => (gpuLost = info.message || info.reason || 'unknown reason')))
+      .catch(() => undefined);
+  } catch {
+    // no device yet
+  }
+}
+
+async function generate(
+  engine: Engine,
+  ck: Checkpoint,
+  s: GenerateSettings,
+  onToken: (t: { text: string; tokens: number; tokensPerSecond: number }) => void,
+  signal: AbortSignal,
+): Promise<GenerateResult> {
+  const prompt = idsOf(ck, s.prompt);
+  const promptText = ck.tokenizer.decode(prompt);
+  const ids: number[] = [];
+  const t0 = performance.now();
+  let lastPost = 0;
+  const textNow = () => {
+    const full = ck.tokenizer.decode([...prompt, ...ids]);
+    return full.startsWith(promptText) ? full.slice(promptText.length) : full;
+  };
+  const rate = () => ids.length / Math.max(1e-3, (performance.now() - t0) / 1000);
+  for await (const id of engine.generate(prompt, { maxTokens: s.maxTokens, temperature: s.temperature, topK: s.topK, seed: s.seed })) {
+    ids.push(id);
+    checkAbort(signal);
+    if (performance.now() - lastPost > 80) {
+      lastPost = performance.now();
+      onToken({ text: textNow(), tokens: ids.length, tokensPerSecond: rate() });
+    }
+  }
+  const text = textNow();
+  onToken({ text, tokens: ids.length, tokensPerSecond: rate() });
+  return { model: s.model, text, ids, tokens: ids.length, tokensPerSecond: rate(), millis: performance.now() - t0 };
+}
+
+// ---- errors -------------------------------------------------------------------------------------
+
+const GPU_LOST = /device (was |is )?lost|GPUDevice.*(lost|destroyed)|DXGI_ERROR|context lost/i;
+
+function toErrorInfo(e: unknown, backend: Backend | undefined): ErrorInfo {
+  const uiCode = (e as { uiCode?: string } | null)?.uiCode;
+  if (backend === 'webgpu' && (gpuLost !== null || (e as { gpuLost?: boolean } | null)?.gpuLost)) {
+    return { code: 'gpu-lost', message: `the WebGPU device was lost (${gpuLost ?? 'unknown reason'}): switch to the WASM backend and run again; the model and results are kept` };
+  }
+  if (e instanceof TooLarge) return { code: 'too-large', message: e.message };
+  if (e instanceof LopperError) return { code: uiCode ?? e.code, message: e.message };
+  const message = e instanceof Error ? e.message : String(e);
+  if ((e as { name?: string } | null)?.name === 'QuotaExceededError') {
+    return { code: 'quota', message: `browser storage is full (${message}): free space in the storage panel and try again` };
+  }
+  if (backend === 'webgpu' && GPU_LOST.test(message)) {
+    return { code: 'gpu-lost', message: `the WebGPU device was lost (${message}): switch to the WASM backend and run again` };
+  }
+  console.error(e);
+  return { code: 'internal', message: `unexpected error: ${message}` };
+}
+
+// ---- dispatch ---------------------------------------------------------------------------------
+
+const controllers = new Map<number, AbortController>();
+let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * In a production build onnxruntime-web is bundled into this file, so its WASM threads
+ * (Emscripten pthread workers, named "em-pthread…") and its proxy worker load this very
+ * script: there the runtime's own message handler must stay in place.
+ */
+const runtimeHelper = /^(em-pthread|ort-wasm-proxy)/.test(scope.name ?? '');
+
+function onRequest(e: MessageEvent<Request>): void {
+  const req = e.data;
+  if (req.op === 'cancel') {
+    controllers.get(req.target)?.abort();
+    return;
+  }
+  const controller = new AbortController();
+  controllers.set(req.id, controller);
+  linkFlag(controller, req.cancelFlag);
+  const backend = 'backend' in req ? req.backend : 'settings' in req ? (req.settings as RunSettings).backend : undefined;
+  const work = async () => {
+    try {
+      checkAbort(controller.signal, 'cancelled before it started');
+      const handler = handlers[req.op] as Handler<typeof req.op>;
+      const result = await handler(req as never, controller.signal);
+      post({ id: req.id, type: 'done', result });
+    } catch (err) {
+      post({ id: req.id, type: 'error', error: toErrorInfo(err, backend) });
+    } finally {
+      controllers.delete(req.id);
+      if (backend === 'webgpu') watchGpu();
+    }
+  };
+  // 'device' needs nothing the queue guards; everything else runs in order.
+  if (req.op === 'device') void work();
+  else queue = queue.then(work);
+}
+
+if (!runtimeHelper) scope.onmessage = onRequest;
