@@ -170,7 +170,7 @@ function pwa(): Plugin[] {
       rollupFormat: 'iife', // a classic service worker: every browser with SW support runs it
       // Everything the build emits, the .wasm included; nothing from the mirrors.
       globPatterns: ['**/*.{html,js,mjs,css,wasm,svg,png,webmanifest,json,txt}'],
-      globIgnores: ['models/**', 'data/**', '**/*.map'],
+      globIgnores: ['models/**', 'data/**', '**/*.map', 'screenshots/**'], // screenshots are for the README
       // onnxruntime-web's wasm is ~27 MB (the default limit is 2 MiB).
       maximumFileSizeToCacheInBytes: 64 * 1024 * 1024,
     },
