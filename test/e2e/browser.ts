@@ -44,11 +44,13 @@ export async function openBrowser(suite: string, opts: { viewport?: { width: num
   });
   const page = context.pages()[0] ?? (await context.newPage());
   const errors: string[] = [];
+  // onnxruntime-web logs its warnings ("[W:onnxruntime:…]") through console.error: not errors.
+  const isError = (type: string, text: string) => type === 'error' && !text.includes('[W:onnxruntime');
   page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+    if (isError(m.type(), m.text())) errors.push(`console: ${m.text()}`);
   });
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  page.on('worker', (w) => w.on('console', (m) => m.type() === 'error' && errors.push(`worker console: ${m.text()}`)));
+  page.on('worker', (w) => w.on('console', (m) => isError(m.type(), m.text()) && errors.push(`worker console: ${m.text()}`)));
 
   const dir = path.join(screenshotsDir, slug(suite));
   mkdirSync(dir, { recursive: true });

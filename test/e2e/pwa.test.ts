@@ -19,7 +19,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
-/** Every file the build emitted, as URL paths (the service worker itself is not precached). */
+/**
+ * Every file the build emitted, as URL paths — less the service worker itself and the README's
+ * screenshots (public/screenshots/: documentation, not part of the app).
+ */
 function builtFiles(): string[] {
   const dist = inject('distDir');
   const walk = (dir: string): string[] =>
@@ -27,7 +30,7 @@ function builtFiles(): string[] {
       e.isDirectory() ? walk(path.join(dir, e.name)) : ['/' + path.relative(dist, path.join(dir, e.name)).split(path.sep).join('/')],
     );
   return walk(dist)
-    .filter((f) => f !== '/sw-lopper.js' && !f.endsWith('.map'))
+    .filter((f) => f !== '/sw-lopper.js' && !f.endsWith('.map') && !f.startsWith('/screenshots/'))
     .sort();
 }
 
