@@ -65,3 +65,16 @@ test('the input state is untouched by a removal', async () => {
   expect(a.stats[0].absMean[4]).toEqual(before);
   expect(ck.config.numLayers).toBe(5);
 });
+
+test('prune() reports the dense and pruned magnitude curves a fresh calibration measures', async () => {
+  const { ck, windows } = await setup();
+  const { prune } = await import('../../src/engine/prune/plan');
+  const r = await prune(ck, runtime, windows, { metric: 'bi', layers: 2, mode: 'prunecomp', fold: 'tied' });
+  const dense = await Calibrated.create(ck, runtime, windows);
+  const pruned = await Calibrated.create(r.checkpoint, runtime, windows);
+  expect(maxRelError(r.magnitudes.dense!, dense.magnitudes())).toBeLessThan(1e-6);
+  expect(maxRelError(r.magnitudes.pruned!, pruned.magnitudes())).toBeLessThan(1e-5);
+  expect(r.magnitudes.pruned!.length).toBe(4);
+  await dense.dispose();
+  await pruned.dispose();
+});

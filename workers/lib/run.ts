@@ -8,7 +8,7 @@
  */
 import { LopperError } from '../../src/engine/errors';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
-import { prune, type Mode, type Plan } from '../../src/engine/prune/plan';
+import { prune, type Mode, type Plan, type PruneResult } from '../../src/engine/prune/plan';
 import { foldScalePaper, foldScaleTied, removeLayers, untieEmbeddings } from '../../src/engine/prune/surgery';
 import { Engine } from '../../src/engine/runtime/engine';
 import type { Runtime } from '../../src/engine/runtime/ort';
@@ -156,7 +156,7 @@ export async function runPruning(inp: RunInputs, tracker: Tracker, signal: Abort
   const baseline = await prune(ck, runtime, windows, { ...base, mode: 'baseline' });
   checkAbort(signal);
 
-  let compared: { plan: Plan; checkpoint: Checkpoint } | null = null;
+  let compared: PruneResult | null = null;
   if (s.mode !== 'baseline') {
     tracker.start('prune');
     passes = 0;
@@ -199,35 +199,40 @@ export async function runPruning(inp: RunInputs, tracker: Tracker, signal: Abort
   const compPpl = compared ? await ppl('ppl-prunecomp', compared.checkpoint) : null;
 
   tracker.start('curves');
-  const models = [ck, baseline.checkpoint, ...(compared ? [compared.checkpoint] : [])];
-  const total = models.length * windows.length;
+  // Curves the pruning runs already measured are reused; only the others take a pass.
+  const toCompute = [!baseline.magnitudes.dense, true, !!compared && !compared.magnitudes.pruned].filter(Boolean).length;
+  const total = toCompute * windows.length;
   let done = 0;
-  const curve = async (m: Checkpoint, removed: readonly number[]): Promise<CurvePoint[]> => {
-    const engine = new Engine(m, runtime);
+  const curve = async (m: Checkpoint, removed: readonly number[], known: number[] | null): Promise<CurvePoint[]> => {
     const Lm = m.config.numLayers;
-    const sums = new Float64Array(Lm + 1);
-    try {
-      for (const w of windows) {
-        const [st] = await engine.stats([w]);
-        for (let k = 0; k <= Lm; k++) {
-          let a = 0;
-          for (const v of st.absMean[k]) a += v;
-          sums[k] += a / st.absMean[k].length;
+    let values = known;
+    if (!values) {
+      const engine = new Engine(m, runtime);
+      const sums = new Float64Array(Lm + 1);
+      try {
+        for (const w of windows) {
+          const [st] = await engine.stats([w]);
+          for (let k = 0; k <= Lm; k++) {
+            let a = 0;
+            for (const v of st.absMean[k]) a += v;
+            sums[k] += a / st.absMean[k].length / windows.length;
+          }
+          checkAbort(signal);
+          tracker.report(++done, total);
         }
-        checkAbort(signal);
-        tracker.report(++done, total);
+      } finally {
+        await engine.dispose();
       }
-    } finally {
-      await engine.dispose();
+      values = [...sums];
     }
     // boundary k of the pruned model enters its k-th kept layer (ORIGINAL index); k = Lm is the final stream
     const kept = [...Array(L).keys()].filter((i) => !removed.includes(i));
-    return [...sums].map((v, k) => ({ layer: k < Lm ? kept[k] : L, value: v / windows.length }));
+    return values.map((v, k) => ({ layer: k < Lm ? kept[k] : L, value: v }));
   };
   const curves = {
-    dense: await curve(ck, []),
-    baseline: await curve(baseline.checkpoint, baseline.plan.removed),
-    prunecomp: compared ? await curve(compared.checkpoint, compared.plan.removed) : null,
+    dense: await curve(ck, [], baseline.magnitudes.dense),
+    baseline: await curve(baseline.checkpoint, baseline.plan.removed, null),
+    prunecomp: compared ? await curve(compared.checkpoint, compared.plan.removed, compared.magnitudes.pruned) : null,
   };
 
   const result: RunResult = {

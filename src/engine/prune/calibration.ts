@@ -92,6 +92,15 @@ export class Calibrated {
     return this.checkpoint.config.numLayers;
   }
 
+  /** The magnitude curve: mean |X_k| over windows, tokens and channels, for k = 0..L. */
+  magnitudes(): number[] {
+    return Array.from({ length: this.numLayers + 1 }, (_, k) => {
+      let sum = 0;
+      for (const st of this.stats) sum += st.absMean[k].reduce((a, v) => a + v, 0) / st.absMean[k].length;
+      return sum / this.stats.length;
+    });
+  }
+
   /** Compensation scale for removing layers k..j−1 (default one layer), from the statistics. */
   scale(k: number, j = k + 1): ScaleResult {
     return scaleFromStats(this.stats, k, j);

@@ -97,6 +97,11 @@ export interface Plan {
 export interface PruneResult {
   plan: Plan;
   checkpoint: Checkpoint;
+  /**
+   * Magnitude curves (Calibrated.magnitudes) the run got for free: of the dense model when it
+   * calibrated, and of the returned model when its last state was calibrated (iterative modes).
+   */
+  magnitudes: { dense: number[] | null; pruned: number[] | null };
 }
 
 const cancelled = () => new LopperError('cancelled', 'pruning was cancelled');
@@ -149,6 +154,7 @@ export async function prune(ck: Checkpoint, runtime: Runtime, windows: readonly 
     compensate || needsCalibration(metric)
       ? await Calibrated.create(ck, runtime, windows, { ...opts.calibration, reuse: opts.reuse })
       : { checkpoint: ck, windows };
+  const magnitudes: PruneResult['magnitudes'] = { dense: state instanceof Calibrated ? state.magnitudes() : null, pruned: null };
   let out: Checkpoint;
   try {
     check();
@@ -218,6 +224,7 @@ export async function prune(ck: Checkpoint, runtime: Runtime, windows: readonly 
       }
       out = state.checkpoint;
     }
+    if (state instanceof Calibrated && state.checkpoint === out) magnitudes.pruned = state.magnitudes();
   } finally {
     if (state instanceof Calibrated) await state.dispose();
   }
@@ -235,7 +242,7 @@ export async function prune(ck: Checkpoint, runtime: Runtime, windows: readonly 
     layersBefore: L,
     layersAfter: out.config.numLayers,
   };
-  return { plan, checkpoint: out };
+  return { plan, checkpoint: out, magnitudes };
 }
 
 /**
