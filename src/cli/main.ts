@@ -9,6 +9,7 @@
  *   lopper prune    --model MODEL --metric M --layers N --mode MODE --calib FILE [--calib-windows K] [--window W]
  *                   [--fold paper|tied] [--eval FILE] [--out DIR] [--json]
  *   lopper compare  --model MODEL --metric M --layers N --calib FILE --eval FILE [...]: baseline vs Prune&Comp
+ *   lopper eval     --model MODEL --task T1,T2,… [--limit N] [--data DIR|hub] [--dump FILE] [--json]
  *
  * MODEL is a llama2.c .bin (tokenizer beside it, or --tokenizer FILE) or a Hugging Face folder.
  */
@@ -28,6 +29,8 @@ import { cutWindows } from '../engine/text/windows';
 import { isMetric, METRICS, type Metric } from '../engine/prune/metrics';
 import { MODES, prune, type Mode, type Plan, type PruneOptions } from '../engine/prune/plan';
 import { float, int, parse, required } from './args';
+import { evalCommand } from './eval';
+import { TASKS } from '../engine/eval/tasks';
 
 const USAGE = `usage: lopper <command> [options]
 
@@ -41,6 +44,10 @@ commands:
   compare   --model MODEL --metric METRIC --layers N --calib FILE --eval FILE
             [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--json]
             (baseline and Prune&Comp side by side)
+  eval      --model MODEL --task TASK[,TASK…] [--limit N] [--data DIR|hub] [--dump FILE] [--json]
+            zero-shot accuracy (lm-eval-harness conventions); TASK: ${TASKS.join('|')}
+            --data: a folder of the tasks' .jsonl files (default ../shared/data/qa when present)
+            or hub (the Hugging Face datasets server); --dump: one JSON line per item
 
 pruning options:
   METRIC             ${METRICS.join('|')}
@@ -343,6 +350,13 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
     out(`${ck.source}: ${opts.metric}, ${opts.layers} of ${ck.config.numLayers} layers, fold ${comp.plan.fold}${comp.plan.untied ? ' (embeddings untied)' : ''}; ${dense.windows} eval windows of ${window}\n`);
     for (const r of rows) out(r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd() + '\n');
+  },
+
+  async eval(argv) {
+    const v = parse(argv, { ...common, task: { type: 'string' }, limit: { type: 'string' }, data: { type: 'string' }, dump: { type: 'string' } });
+    const args = { tasks: required(v, 'task'), limit: int(v, 'limit'), data: v.data as string | undefined, dump: v.dump as string | undefined, json: !!v.json };
+    const ck = await openModel(v);
+    await evalCommand(ck, await runtimeFor(v), args, out);
   },
 
   async convert(argv) {

@@ -201,6 +201,25 @@ export class Engine {
     return (await this.pass(windows, { stats: true })).map(({ cos, absMean }) => ({ cos, absMean }));
   }
 
+  /**
+   * Σ log p(continuation | context) for continuations of one context (lm-eval's
+   * loglikelihood): the choices run as one batch, each padded at its end (causal attention
+   * keeps padding from changing the positions before it).
+   */
+  async continuationLogprobs(context: readonly number[], continuations: readonly (readonly number[])[]): Promise<number[]> {
+    const C = context.length;
+    if (C === 0) throw new LopperError('bad-input', 'the context must have at least one token (BOS)');
+    const longest = Math.max(...continuations.map((c) => c.length));
+    const rows = continuations.map((c) => [...context, ...c, ...new Array<number>(longest - c.length).fill(0)]);
+    const nll = await this.nll(rows);
+    // nll[t] = −log p(row[t + 1] | row[≤ t]): continuation token j sits at C + j.
+    return continuations.map((c, b) => {
+      let sum = 0;
+      for (let j = 0; j < c.length; j++) sum -= nll[b][C - 1 + j];
+      return sum;
+    });
+  }
+
   /** Perplexity of a text's token ids under the protocol of text/windows.ts. */
   async perplexity(ids: readonly number[], W: number, opts: { maxWindows?: number; batch?: number; onProgress?: Progress } = {}): Promise<PerplexityResult> {
     const windows = cutWindows(ids, W, opts.maxWindows);
