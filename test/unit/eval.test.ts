@@ -85,7 +85,8 @@ describe('requests and metrics', () => {
     expect(r.continuation).toEqual(tok.encode('xyz'));
     expect(r.context).toEqual(tok.encode('efghij'));
     expect(r.context.length + r.continuation.length).toBe(9);
-    expect(() => encodeRequest(tok, 1, 2, 'a', 'xyz')).toThrow('does not fit');
+    // a continuation longer than the positions: its last 2 tokens are scored, after its first
+    expect(encodeRequest(tok, 1, 2, 'a', 'xyz')).toEqual({ context: tok.encode('x'), continuation: tok.encode('yz') });
   });
 
   test('acc, acc_norm (by characters), numpy tie-breaking, stderr and RP', async () => {
@@ -95,7 +96,7 @@ describe('requests and metrics', () => {
       continuationLogprobs: async (_ctx, conts) => conts.map((c) => fixed[String.fromCharCode(...c.map((id) => id))]),
     };
     const item = (gold: number, texts: string[]): McItem => ({ gold, choices: texts.map((t) => ({ context: 'q', continuation: ' ' + t, text: t })) });
-    const encode = (context: string, continuation: string) => ({ context: [1], continuation: [...continuation].map((ch) => ch.charCodeAt(0)) });
+    const encode = (_context: string, continuation: string) => ({ context: [1], continuation: [...continuation].map((ch) => ch.charCodeAt(0)) });
     const a = await scoreItem(scorer, item(1, ['a', 'bbbb']), encode); // acc: a (−2 > −4); norm: −2/1 vs −4/4 = −1 → bbbb
     expect([a.pred, a.predNorm]).toEqual([0, 1]);
     const b = await scoreItem(scorer, item(1, ['cc', 'dd', 'a']), encode); // −3, −2, −2: first max → 1

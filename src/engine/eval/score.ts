@@ -10,7 +10,8 @@ import type { McItem } from './tasks';
  * context ids = encode(context), continuation ids = whole[len(context ids):]. The model
  * sees BOS + context, and is scored on the continuation: Σ_j log p(cont_j | BOS, ctx, cont_<j).
  * Too long for the model: the oldest tokens are dropped (lm-eval keeps the last
- * max_length + 1), so the continuation is always scored whole.
+ * max_length + 1); a continuation that alone exceeds the positions is scored on its last
+ * max_length tokens (its first ones become the context).
  */
 export interface Request {
   /** ids the continuation is conditioned on (BOS first, unless truncation dropped it) */
@@ -36,8 +37,9 @@ export function encodeRequest(tokenizer: Tokenizer, bos: number, maxPositions: n
   let ids = [bos, ...contextIds, ...cont];
   // The model sees ids[0..n−2]; positions are limited to maxPositions.
   if (ids.length > maxPositions + 1) ids = ids.slice(ids.length - (maxPositions + 1));
-  if (ids.length - cont.length < 1) throw new LopperError('bad-input', `a continuation of ${cont.length} tokens does not fit the model's ${maxPositions} positions`);
-  return { context: ids.slice(0, ids.length - cont.length), continuation: cont };
+  // A continuation longer than the model's positions: its first tokens become context.
+  const scored = Math.min(cont.length, ids.length - 1);
+  return { context: ids.slice(0, ids.length - scored), continuation: ids.slice(ids.length - scored) };
 }
 
 /** An item's requests and, once scored, its choices' summed log-likelihoods and predictions. */

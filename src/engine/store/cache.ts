@@ -15,6 +15,7 @@ import {
   quotaError,
   RECORD_VERSION,
   resultsStore,
+  tasksStore,
   type FileRecord,
   type ModelRecord,
   type PartialMeta,
@@ -25,8 +26,8 @@ import {
 export interface StoredItem {
   /** Pass to deleteStored: `${kind}:${id}` (e.g. `file:hf:karpathy/tinyllamas@main/stories260K/tok512.bin`, `result:r-…`). */
   key: string;
-  /** 'file': a downloaded file; 'partial': an unfinished download; 'result': a cached result; 'model': a pruned model. */
-  kind: 'file' | 'partial' | 'result' | 'model';
+  /** 'file': a downloaded file; 'partial': an unfinished download; 'result': a cached result; 'model': a pruned model; 'tasks': a zero-shot task's items from the hub. */
+  kind: 'file' | 'partial' | 'result' | 'model' | 'tasks';
   /** What it is, for people. */
   label: string;
   /** Bytes it takes (results: an estimate of their size). */
@@ -67,6 +68,11 @@ export async function listStored(): Promise<StoredItem[]> {
     const bytes = Array.isArray(r?.files) ? r.files.reduce((s, f) => s + (f?.blob instanceof Blob ? f.blob.size : 0), 0) : 0;
     items.push({ key: `model:${String(k)}`, kind: 'model', label: str(r?.label, String(k)), bytes, updated: num(r?.updated) });
   }
+  // Zero-shot task items (src/engine/eval/hub.ts): one entry per task source, from its meta record.
+  for (const [k, r] of await entries<IDBValidKey, Partial<{ label: string; count: number; bytes: number; updated: number }>>(tasksStore())) {
+    if (!Array.isArray(k) || k[1] !== 'meta' || typeof k[0] !== 'string') continue;
+    items.push({ key: `tasks:${k[0]}`, kind: 'tasks', label: `zero-shot task data ${str(r?.label, k[0])} (${num(r?.count)} items)`, bytes: num(r?.bytes), updated: num(r?.updated) });
+  }
   return items.sort((a, b) => b.updated - a.updated);
 }
 
@@ -90,14 +96,17 @@ export async function deleteStored(key: string): Promise<void> {
     case 'model':
       await del(id, modelsStore());
       return;
+    case 'tasks':
+      await deleteRange(tasksStore(), IDBKeyRange.bound([id], [id, []]));
+      return;
     default:
       await Promise.all([del(key, resultsStore()), del(key, modelsStore())]);
   }
 }
 
-/** Delete everything lopper stored (downloads, results, models). */
+/** Delete everything lopper stored (downloads, results, models, task data). */
 export async function deleteAllStored(): Promise<void> {
-  await Promise.all([filesStore(), resultsStore(), modelsStore()].map((s) => s('readwrite', (os) => (os.clear(), promisifyRequest(os.transaction)))));
+  await Promise.all([filesStore(), resultsStore(), modelsStore(), tasksStore()].map((s) => s('readwrite', (os) => (os.clear(), promisifyRequest(os.transaction)))));
 }
 
 /** Bytes this origin uses and may use (navigator.storage.estimate; 0s where unavailable). */

@@ -9,6 +9,7 @@
  *                            [k, i]       chunk i of an unfinished download (Blob)
  *   lopper-results/results ResultRecord by the caller's key (plans, scores, perplexities)
  *   lopper-models/models   ModelRecord by the caller's key (pruned models, files as Blobs)
+ *   lopper-tasks/tasks     zero-shot task items from the hub (layout: src/engine/eval/hub.ts)
  *
  * Stores open lazily, so importing this module outside a browser (Node) does nothing.
  */
@@ -65,6 +66,7 @@ export interface ModelRecord {
 let files: UseStore | undefined;
 let results: UseStore | undefined;
 let models: UseStore | undefined;
+let tasks: UseStore | undefined;
 
 /** Downloads: whole files, partial metadata and chunks. */
 export const filesStore = (): UseStore => (files ??= createStore('lopper-files', 'files'));
@@ -72,6 +74,8 @@ export const filesStore = (): UseStore => (files ??= createStore('lopper-files',
 export const resultsStore = (): UseStore => (results ??= createStore('lopper-results', 'results'));
 /** Pruned models by key. */
 export const modelsStore = (): UseStore => (models ??= createStore('lopper-models', 'models'));
+/** Zero-shot task items fetched from the hub (src/engine/eval/hub.ts). */
+export const tasksStore = (): UseStore => (tasks ??= createStore('lopper-tasks', 'tasks'));
 
 /** Every key [k, …] of one download (its file, its partial metadata and chunks). */
 export const fileKeyRange = (k: string): IDBKeyRange => IDBKeyRange.bound([k], [k, []]);
