@@ -14,9 +14,10 @@ import { loadLlama2cFile } from '../../src/engine/formats/llama2c-node';
 import { ReferenceModel } from '../../src/engine/reference/forward';
 import { Engine } from '../../src/engine/runtime/engine';
 import { nodeRuntime } from '../../src/engine/runtime/node';
+import { webWasmRuntime } from '../../src/engine/runtime/web-node';
 import { lopper } from '../helpers/cli';
 import { DATA, MODELS } from '../helpers/paths';
-import { ByteTokenizer } from '../helpers/random-checkpoint';
+import { ByteTokenizer, randomCheckpoint } from '../helpers/random-checkpoint';
 
 const STORIES = join(MODELS, 'stories260K/stories260K.bin');
 const QA = join(DATA, 'qa');
@@ -112,9 +113,9 @@ describe('requests and metrics', () => {
 });
 
 describe('engine scoring', () => {
-  test('continuations scored together equal each scored alone and the Float64 reference', async () => {
+  test.each([nodeRuntime(), webWasmRuntime()])('continuations scored together equal each scored alone and the Float64 reference ($name)', async (runtime) => {
     const ck = await loadLlama2cFile(STORIES);
-    const engine = new Engine(ck, nodeRuntime());
+    const engine = new Engine(ck, runtime);
     const model = new ReferenceModel(ck);
     const context = [1, ...ck.tokenizer.encode('Once upon a time, there was a')];
     const conts = [' little girl', ' dog', ' big red ball that'].map((s) => ck.tokenizer.encode('Once upon a time, there was a' + s).slice(context.length - 1));
@@ -124,6 +125,21 @@ describe('engine scoring', () => {
       const ref = referenceLogprob(model, context, c);
       expect(Math.abs(together[j] - alone) / Math.abs(ref)).toBeLessThan(1e-6);
       expect(Math.abs(together[j] - ref) / Math.abs(ref)).toBeLessThan(1e-5);
+    }
+    await engine.dispose();
+  });
+
+  test('every config feature (GQA, Qwen2 biases, head_dim ≠ D/H, llama3 RoPE, untied head): scores equal the Float64 reference', async () => {
+    const ck = randomCheckpoint({ architecture: 'Qwen2ForCausalLM', hiddenSize: 48, numHeads: 4, numKvHeads: 2, headDim: 16, numLayers: 3, vocabSize: 300, tie: false, ropeScaling: true, seed: 3 });
+    const engine = new Engine(ck, nodeRuntime());
+    const model = new ReferenceModel(ck);
+    for (const context of [[1], [1, 40, 41, 42, 43, 44, 45, 46]]) {
+      const conts = [[50, 51, 52], [60], [70, 71, 72, 73, 74]];
+      const got = await engine.continuationLogprobs(context, conts);
+      conts.forEach((c, j) => {
+        const ref = referenceLogprob(model, context, c);
+        expect(Math.abs(got[j] - ref) / Math.abs(ref)).toBeLessThan(1e-5);
+      });
     }
     await engine.dispose();
   });
