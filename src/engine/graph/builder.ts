@@ -2,6 +2,7 @@ import {
   ElemType,
   encodeModel,
   type AttrValue,
+  type ExternalRef,
   type GraphSpec,
   type InitializerSpec,
   type NodeSpec,
@@ -62,6 +63,18 @@ export class GraphBuilder {
     return name;
   }
 
+  /** An int64 scalar (0-d) constant: Range bounds, Gather indices. */
+  int(value: number): string {
+    const key = 'i64s:' + value;
+    let name = this.constCache.get(key);
+    if (!name) {
+      name = this.fresh('const_i64s');
+      this.inits.push({ name, elemType: ElemType.INT64, dims: [], raw: new Uint8Array(BigInt64Array.of(BigInt(value)).buffer) });
+      this.constCache.set(key, name);
+    }
+    return name;
+  }
+
   /** A float32 scalar constant. */
   scalar(value: number): string {
     const key = 'f32:' + value;
@@ -104,7 +117,57 @@ export class GraphBuilder {
     return { name: this.name, nodes: this.nodes, initializers: this.inits, inputs: this.inputs, outputs: this.outputs };
   }
 
+  /** Bytes of every initializer (weights and constants): what decides between inline and external data. */
+  initializerBytes(): number {
+    return this.inits.reduce((s, t) => s + t.raw.byteLength, 0);
+  }
+
   encode(): Uint8Array {
-    return encodeModel(this.spec(), { opset: OPSET, domains: Object.fromEntries([...this.domains].map((d) => [d, 1])) });
+    return encodeModel(this.spec(), this.modelOptions());
+  }
+
+  /**
+   * The model with its large initializers in external data files (ONNX's convention:
+   * data_location EXTERNAL, location/offset/length entries; each tensor starts at a
+   * 16-byte boundary). Files are `location`, then `location_1`, `location_2`, … (the chunk
+   * names transformers.js reads): a file is closed when the next tensor would take it past
+   * `chunkBytes` (a larger tensor gets a file of its own). Initializers under `minBytes`
+   * (default 1024, as onnx's convert_model_to_external_data) stay inline.
+   */
+  encodeExternal(opts: { location: string; chunkBytes?: number; minBytes?: number }): {
+    model: Uint8Array;
+    data: { location: string; bytes: Uint8Array }[];
+  } {
+    const { location, chunkBytes = Infinity, minBytes = 1024 } = opts;
+    const align = (n: number) => Math.ceil(n / 16) * 16;
+    const files: { location: string; size: number; tensors: { raw: Uint8Array; offset: number }[] }[] = [];
+    const refs = new Map<string, ExternalRef>();
+    for (const t of this.inits) {
+      if (t.raw.byteLength < minBytes) continue;
+      let file = files.at(-1);
+      if (!file || (file.size > 0 && align(file.size) + t.raw.byteLength > chunkBytes)) {
+        file = { location: files.length === 0 ? location : `${location}_${files.length}`, size: 0, tensors: [] };
+        files.push(file);
+      }
+      const offset = align(file.size);
+      file.tensors.push({ raw: t.raw, offset });
+      file.size = offset + t.raw.byteLength;
+      refs.set(t.name, { location: file.location, offset, length: t.raw.byteLength });
+    }
+    const spec = this.spec();
+    const model = encodeModel(
+      { ...spec, initializers: spec.initializers.map((t) => (refs.has(t.name) ? { ...t, external: refs.get(t.name) } : t)) },
+      this.modelOptions(),
+    );
+    const data = files.map((f) => {
+      const bytes = new Uint8Array(f.size);
+      for (const { raw, offset } of f.tensors) bytes.set(raw, offset);
+      return { location: f.location, bytes };
+    });
+    return { model, data };
+  }
+
+  private modelOptions() {
+    return { opset: OPSET, domains: Object.fromEntries([...this.domains].map((d) => [d, 1])) };
   }
 }

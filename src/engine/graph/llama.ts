@@ -1,6 +1,8 @@
+import { LopperError } from '../errors';
 import { layerPrefix, lmHeadName, tensor, type Checkpoint } from '../model/checkpoint';
 import type { LlamaConfig } from '../model/config';
 import { toFloat32 } from '../model/tensor';
+import { ropeInvFreq } from '../reference/rope';
 import { ElemType, GraphBuilder } from './builder';
 
 /**
@@ -22,8 +24,19 @@ import { ElemType, GraphBuilder } from './builder';
  *   past.{i}.key/value [B,Hkv,P,hd] (P may be 0), the attention inputs. Outputs logits
  *   [B,V] of the last position and present.{i}.key/value [B,Hkv,P+T,hd].
  *
+ * decode with io 'transformers': the decoder-with-past graph transformers.js runs for a
+ *   Llama-family model (export/onnx.ts), ops attention only. Inputs input_ids [B,T],
+ *   attention_mask [B,S] (1 token, 0 padding; S = P + T), position_ids [B,T] (all int64),
+ *   past_key_values.{i}.key/value [B,Hkv,P,hd]; outputs logits [B,T,V] (every position) and
+ *   present.{i}.key/value [B,Hkv,S,hd]. RoPE is computed in the graph from position_ids, the
+ *   causal + padding mask from attention_mask (query t is token P+t and sees keys s ≤ P+t
+ *   whose attention_mask is 1), so left-padded batches work. Dims are named as transformers.js
+ *   expects (batch_size, sequence_length, past_sequence_length, total_sequence_length): it
+ *   sizes the empty first cache from those names.
+ *
  * Attention inputs, by implementation (S = P + T):
  *   ops:   rope_cos/rope_sin [T,hd] for positions P..P+T−1, mask [T,S] (additive, causal);
+ *          or, with io 'transformers', from position_ids and attention_mask as above;
  *   fused: onnxruntime's GroupQueryAttention (com.microsoft), which applies RoPE and the
  *          causal mask itself: cos_cache/sin_cache [S,hd/2] for positions 0..S−1,
  *          seqlens_k [B] (int32, S − 1), total_sequence_length (int32 scalar, S).
@@ -31,13 +44,15 @@ import { ElemType, GraphBuilder } from './builder';
  */
 export type Program =
   | { kind: 'window'; from?: number; logits?: boolean; nll?: boolean; stats?: boolean; streams?: boolean }
-  | { kind: 'decode' };
+  | { kind: 'decode'; io?: 'engine' | 'transformers' };
 export type AttentionImpl = 'ops' | 'fused';
 
 export function programKey(p: Program, attention: AttentionImpl): string {
   const what =
     p.kind === 'decode'
-      ? 'decode'
+      ? p.io === 'transformers'
+        ? 'decode_transformers'
+        : 'decode'
       : `window${p.from ?? 0}_${p.logits ? 'L' : ''}${p.nll ? 'N' : ''}${p.stats ? 'S' : ''}${p.streams ? 'X' : ''}`;
   return `${what}_${attention}`;
 }
@@ -77,7 +92,16 @@ export function concat(parts: Float32Array[], scales: number[]): Float32Array {
   return out;
 }
 
+/** The ONNX model bytes of `program` for `ck`. */
 export function buildLlamaGraph(ck: Checkpoint, program: Program, attention: AttentionImpl): Uint8Array {
+  return llamaGraph(ck, program, attention).encode();
+}
+
+/** Names of the transformers.js IO's symbolic dims. */
+const HF_DIMS = { B: 'batch_size', T: 'sequence_length', P: 'past_sequence_length', S: 'total_sequence_length' };
+
+/** The graph of `program` for `ck`, not yet encoded (export/onnx.ts may put its weights in external data). */
+export function llamaGraph(ck: Checkpoint, program: Program, attention: AttentionImpl): GraphBuilder {
   const c = ck.config;
   const D = c.hiddenSize;
   const F = c.intermediateSize;
@@ -91,8 +115,15 @@ export function buildLlamaGraph(ck: Checkpoint, program: Program, attention: Att
   const w = (name: string) => toFloat32(tensor(ck, name));
   const g = new GraphBuilder(`lopper_${programKey(program, attention)}`);
   const decode = program.kind === 'decode';
+  const hfIO = program.kind === 'decode' && program.io === 'transformers';
   const from = program.kind === 'window' ? (program.from ?? 0) : 0;
-  const attend = attention === 'fused' ? fusedAttention(g, c, decode) : opsAttention(g, c, decode);
+  let inputIds: string | undefined;
+  if (hfIO) {
+    if (attention !== 'ops') throw new LopperError('bad-option', "the transformers.js graph computes RoPE and the mask itself: it needs the 'ops' attention");
+    inputIds = g.input('input_ids', ElemType.INT64, [HF_DIMS.B, HF_DIMS.T]); // first, in the order transformers.js lists them
+  }
+  const attend =
+    attention === 'fused' ? fusedAttention(g, c, decode) : opsAttention(g, c, decode, inputIds !== undefined ? { inputIds } : undefined);
 
   // RMSNorm(x)·gain, as the pattern onnxruntime fuses into SimplifiedLayerNormalization.
   // Returns the mean square too: the calibration statistics reuse it for ‖x‖.
@@ -105,10 +136,11 @@ export function buildLlamaGraph(ck: Checkpoint, program: Program, attention: Att
 
   // ---- embedding, or the stream entering layer `from` ----
   let x: string; // X_from [B,T,D]
+  let embed = '';
   if (from === 0) {
     // model.embed_tokens.weight [V, D]
-    const embed = g.weight('embed', [V, D], w('model.embed_tokens.weight'));
-    x = g.op('Gather', [embed, g.input('input_ids', ElemType.INT64, ['B', 'T'])], { axis: 0 });
+    embed = g.weight('embed', [V, D], w('model.embed_tokens.weight'));
+    x = g.op('Gather', [embed, inputIds ?? g.input('input_ids', ElemType.INT64, ['B', 'T'])], { axis: 0 });
   } else {
     x = g.input('stream_in', ElemType.FLOAT, ['B', 'T', D]);
   }
@@ -172,7 +204,7 @@ export function buildLlamaGraph(ck: Checkpoint, program: Program, attention: Att
   }
 
   // ---- final norm and LM head ----
-  if (decode) x = g.op('Slice', [x, g.ints([-1]), g.ints([2 ** 62]), g.ints([1])]); // last position [B,1,D]
+  if (decode && !hfIO) x = g.op('Slice', [x, g.ints([-1]), g.ints([2 ** 62]), g.ints([1])]); // last position [B,1,D]
   const finalNorm = rmsNorm(x, g.weight('final_norm', [D], w('model.norm.weight')));
   ms.push(finalNorm.ms);
 
@@ -193,6 +225,15 @@ export function buildLlamaGraph(ck: Checkpoint, program: Program, attention: Att
     for (let k = from === 0 ? 0 : from + 1; k <= L; k++) g.output(streams[k - from], `stream.${k}`, ElemType.FLOAT, ['B', 'T', D]);
   }
 
+  if (hfIO) {
+    // lm_head [V, D] as stored — the embedding itself when tied, so the file holds it once —
+    // through Gemm (transB) on [B·T, D], then back to [B,T,V].
+    const head = c.tieWordEmbeddings ? embed : g.weight('lm_head', [V, D], w('lm_head.weight'));
+    const flat = g.op('Gemm', [g.reshape(finalNorm.y, [-1, D]), head], { transB: 1 }); // [B·T, V]
+    const shape = g.op('Concat', [g.op('Shape', [inputIds!]), g.ints([V])], { axis: 0 });
+    g.output(g.op('Reshape', [flat, shape]), 'logits', ElemType.FLOAT, [HF_DIMS.B, HF_DIMS.T, V]);
+    return g;
+  }
   const wantLogits = decode || program.logits || program.nll;
   if (wantLogits) {
     // lm_head [V, D] (the embedding when tied)
@@ -210,27 +251,40 @@ export function buildLlamaGraph(ck: Checkpoint, program: Program, attention: Att
       }
     }
   }
-  return g.encode();
+  return g;
 }
 
 /** Attention of layer i: q [B,T,H*hd] (already scaled by 1/√hd), k, v [B,T,Hkv*hd] → [B,T,H*hd]. */
 type Attend = (i: number, q: string, k: string, v: string) => string;
 
-/** KV cache in and out of layer i (decode only): past.{i}.* inputs, present.{i}.* outputs. */
-function pastInputs(g: GraphBuilder, c: LlamaConfig, i: number): [string, string] {
-  const dims = ['B', c.numKvHeads, 'P', c.headDim];
-  return [g.input(`past.${i}.key`, ElemType.FLOAT, dims), g.input(`past.${i}.value`, ElemType.FLOAT, dims)];
+/**
+ * KV cache in and out of layer i (decode only): past.{i}.* inputs and present.{i}.* outputs,
+ * or with `hf` transformers.js's past_key_values.{i}.* and present.{i}.*.
+ */
+function pastInputs(g: GraphBuilder, c: LlamaConfig, i: number, hf = false): [string, string] {
+  const dims = hf ? [HF_DIMS.B, c.numKvHeads, HF_DIMS.P, c.headDim] : ['B', c.numKvHeads, 'P', c.headDim];
+  const prefix = hf ? 'past_key_values' : 'past';
+  return [g.input(`${prefix}.${i}.key`, ElemType.FLOAT, dims), g.input(`${prefix}.${i}.value`, ElemType.FLOAT, dims)];
 }
-function presentOutputs(g: GraphBuilder, c: LlamaConfig, i: number, k: string, v: string) {
-  const dims = ['B', c.numKvHeads, 'S', c.headDim];
+function presentOutputs(g: GraphBuilder, c: LlamaConfig, i: number, k: string, v: string, hf = false) {
+  const dims = hf ? [HF_DIMS.B, c.numKvHeads, HF_DIMS.S, c.headDim] : ['B', c.numKvHeads, 'S', c.headDim];
   g.output(k, `present.${i}.key`, ElemType.FLOAT, dims);
   g.output(v, `present.${i}.value`, ElemType.FLOAT, dims);
 }
 
-/** Attention from standard ONNX ops: runs on every execution provider and any head size. */
-function opsAttention(g: GraphBuilder, c: LlamaConfig, decode: boolean): Attend {
-  const { numHeads: H, numKvHeads: Hkv, headDim: hd } = c;
-  const G = H / Hkv; // query heads per kv head
+/**
+ * RoPE tables and the additive mask, as the ops attention uses them: cos4 and sin4
+ * (sin with rotate_half's sign folded in: [−sin₁, sin₂]) broadcastable to [B,h,T,hd], mask
+ * broadcastable to [B,Hkv,G,T,S].
+ */
+interface RopeAndMask {
+  cos4: string;
+  sin4: string;
+  mask: string;
+}
+
+/** From the engine's inputs: rope_cos/rope_sin [T,hd] and mask [T,S]. */
+function ropeAndMaskInputs(g: GraphBuilder, hd: number): RopeAndMask {
   const cos = g.input('rope_cos', ElemType.FLOAT, ['T', hd]);
   const sin = g.input('rope_sin', ElemType.FLOAT, ['T', hd]);
   const mask = g.input('mask', ElemType.FLOAT, ['T', 'S']);
@@ -240,6 +294,59 @@ function opsAttention(g: GraphBuilder, c: LlamaConfig, decode: boolean): Attend 
   const sinSigned = g.op('Concat', [g.op('Neg', [sin1]), sin2], { axis: -1 });
   const cos4 = g.reshape(cos, [1, 1, -1, hd]); // [1,1,T,hd]
   const sin4 = g.reshape(sinSigned, [1, 1, -1, hd]);
+  return { cos4, sin4, mask };
+}
+
+/** Additive mask value of a hidden key (finite: a row with no visible key softmaxes to uniform, not NaN). */
+const MASKED = -1e30;
+
+/**
+ * Computed in the graph from transformers.js's inputs: attention_mask [B,S] and position_ids
+ * [B,T] (input_ids [B,T] gives T).
+ *
+ *   θ[b,t,i] = position_ids[b,t] · inv_freq[i]   (inv_freq of reference/rope.ts, llama3 scaling included)
+ *   cos4 = cat(cos θ, cos θ), sin4 = cat(−sin θ, sin θ)     [B,1,T,hd]
+ *   mask[b,t,s] = 0 if s ≤ P + t and attention_mask[b,s] = 1, else MASKED   [B,1,1,T,S]
+ *
+ * θ is float32, as in transformers' own rotary embedding (onnxruntime-web has no float64
+ * Cast): |θ − θ_exact| ≤ p·f·2⁻²³ against the engine's float64 tables, ~1e-5 rad at p = 100.
+ */
+function ropeAndMaskFromPositions(g: GraphBuilder, c: LlamaConfig, inputIds: string): RopeAndMask {
+  const attentionMask = g.input('attention_mask', ElemType.INT64, [HF_DIMS.B, HF_DIMS.S]);
+  const positionIds = g.input('position_ids', ElemType.INT64, [HF_DIMS.B, HF_DIMS.T]);
+
+  const invFreq = g.weight('rope_inv_freq', [c.headDim / 2], Float32Array.from(ropeInvFreq(c)));
+  const pos = g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: ElemType.FLOAT }), g.ints([-1])]); // [B,T,1]
+  const theta = g.mul(pos, invFreq); // [B,T,hd/2]
+  const cosHalf = g.op('Cos', [theta]);
+  const sinHalf = g.op('Sin', [theta]);
+  const heads = (t: string) => g.op('Unsqueeze', [t, g.ints([1])]); // [B,1,T,hd]
+  const cos4 = heads(g.op('Concat', [cosHalf, cosHalf], { axis: -1 }));
+  const sin4 = heads(g.op('Concat', [g.op('Neg', [sinHalf]), sinHalf], { axis: -1 }));
+
+  // key s is visible to query t (token P + t) when s ≤ P + t and attention_mask[b, s] = 1
+  const S = g.op('Gather', [g.op('Shape', [attentionMask]), g.int(1)], { axis: 0 }); // scalar
+  const T = g.op('Gather', [g.op('Shape', [inputIds]), g.int(1)], { axis: 0 });
+  const keys = g.op('Range', [g.int(0), S, g.int(1)]); // [S]: 0..S−1
+  const queries = g.op('Unsqueeze', [g.op('Range', [g.sub(S, T), S, g.int(1)]), g.ints([1])]); // [T,1]: P..S−1
+  const causal = g.op('LessOrEqual', [keys, queries]); // [T,S]
+  const present = g.op('Cast', [g.op('Unsqueeze', [attentionMask, g.ints([1])])], { to: ElemType.BOOL }); // [B,1,S]
+  const visible = g.op('And', [causal, present]); // [B,T,S]
+  const additive = g.op('Where', [visible, g.scalar(0), g.scalar(MASKED)]);
+  const mask = g.op('Unsqueeze', [additive, g.ints([1, 2])]); // [B,1,1,T,S]
+  return { cos4, sin4, mask };
+}
+
+/**
+ * Attention from standard ONNX ops: runs on every execution provider and any head size.
+ * RoPE and the mask come from the engine's inputs, or with `positions` from transformers.js's
+ * (then the cache is named as transformers.js names it too).
+ */
+function opsAttention(g: GraphBuilder, c: LlamaConfig, decode: boolean, positions?: { inputIds: string }): Attend {
+  const { numHeads: H, numKvHeads: Hkv, headDim: hd } = c;
+  const G = H / Hkv; // query heads per kv head
+  const hf = positions !== undefined;
+  const { cos4, sin4, mask } = hf ? ropeAndMaskFromPositions(g, c, positions.inputIds) : ropeAndMaskInputs(g, hd);
   const rope = (x: string) => {
     // x [B,h,T,hd]
     const [x1, x2] = g.opN('Split', [x, g.ints([hd / 2, hd / 2])], 2, { axis: -1 });
@@ -252,10 +359,10 @@ function opsAttention(g: GraphBuilder, c: LlamaConfig, decode: boolean): Attend 
     let k = rope(heads(k0, Hkv)); // [B,Hkv,T,hd]
     let v = heads(v0, Hkv);
     if (decode) {
-      const [pastK, pastV] = pastInputs(g, c, i);
+      const [pastK, pastV] = pastInputs(g, c, i, hf);
       k = g.op('Concat', [pastK, k], { axis: 2 }); // [B,Hkv,S,hd]
       v = g.op('Concat', [pastV, v], { axis: 2 });
-      presentOutputs(g, c, i, k, v);
+      presentOutputs(g, c, i, k, v, hf);
     }
     // GQA without copying K/V: group the query heads of each kv head and let MatMul broadcast.
     const qg = g.reshape(q, [0, Hkv, G, -1, hd]); // [B,Hkv,G,T,hd]

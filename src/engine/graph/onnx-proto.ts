@@ -1,7 +1,7 @@
 /**
  * A small ONNX ModelProto encoder (protobuf wire format), enough for the graphs lopper
- * builds: nodes with attributes, raw-data initializers, typed inputs/outputs with
- * symbolic dims. Messages are encoded as lists of byte chunks so that large weight
+ * builds: nodes with attributes, raw-data initializers (inline, or in external data files
+ * by ONNX's convention), typed inputs/outputs with symbolic dims. Messages are encoded as lists of byte chunks so that large weight
  * buffers are copied exactly once, into the final model bytes.
  *
  * Field numbers are from onnx/onnx.proto3.
@@ -11,6 +11,7 @@ export const enum ElemType {
   FLOAT = 1,
   INT32 = 6,
   INT64 = 7,
+  BOOL = 9,
   FLOAT16 = 10,
   BFLOAT16 = 16,
 }
@@ -31,6 +32,18 @@ export interface InitializerSpec {
   elemType: ElemType;
   dims: number[];
   raw: Uint8Array;
+  /**
+   * Where `raw` lives instead of inside the model (ONNX external data): a file beside the
+   * model (location, relative to the model file) at a byte offset. Set, the tensor is written
+   * with data_location EXTERNAL and no raw_data.
+   */
+  external?: ExternalRef;
+}
+
+export interface ExternalRef {
+  location: string;
+  offset: number;
+  length: number;
 }
 
 export interface ValueSpec {
@@ -156,12 +169,27 @@ function node(n: NodeSpec): Msg {
   return m;
 }
 
+// TensorProto.DataLocation
+const DATA_LOCATION_EXTERNAL = 1;
+
 function initializer(t: InitializerSpec): Msg {
   const m = new Msg();
   m.packedInts(1, t.dims);
   m.int(2, t.elemType);
   m.string(8, t.name);
-  m.bytes(9, t.raw);
+  if (!t.external) {
+    m.bytes(9, t.raw);
+    return m;
+  }
+  // external_data: StringStringEntryProto {key = 1, value = 2} entries
+  const { location, offset, length } = t.external;
+  for (const [key, value] of [['location', location], ['offset', String(offset)], ['length', String(length)]]) {
+    const entry = new Msg();
+    entry.string(1, key);
+    entry.string(2, value);
+    m.message(13, entry);
+  }
+  m.int(14, DATA_LOCATION_EXTERNAL);
   return m;
 }
 

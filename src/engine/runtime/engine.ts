@@ -79,11 +79,11 @@ export class Engine {
     this.attention = opts.attention ?? attentionFor(checkpoint.config, runtime.fusedAttention);
   }
 
-  private session(program: Program): Promise<InferenceSession> {
-    const key = programKey(program, this.attention);
+  private session(program: Program, attention = this.attention): Promise<InferenceSession> {
+    const key = programKey(program, attention);
     let s = this.sessions.get(key);
     if (!s) {
-      const bytes = buildLlamaGraph(this.checkpoint, program, this.attention);
+      const bytes = buildLlamaGraph(this.checkpoint, program, attention);
       s = this.runtime.ort.InferenceSession.create(bytes, this.runtime.sessionOptions);
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
@@ -135,6 +135,14 @@ export class Engine {
       rope_sin: this.f32(rope.sin.subarray(P * hd, S * hd), [T, hd]),
       mask: this.f32(mask, [T, S]),
     };
+  }
+
+  /** A zero-length KV cache for B sequences: {prefix}.{i}.key/value [B, Hkv, 0, hd]. */
+  private emptyPast(B: number, prefix: 'past' | 'past_key_values'): Record<string, Tensor> {
+    const { numLayers: L, numKvHeads: Hkv, headDim: hd } = this.checkpoint.config;
+    const past: Record<string, Tensor> = {};
+    for (let i = 0; i < L; i++) for (const kv of ['key', 'value']) past[`${prefix}.${i}.${kv}`] = this.f32(new Float32Array(0), [B, Hkv, 0, hd]);
+    return past;
   }
 
   private checkIds(windows: readonly (readonly number[])[]) {
@@ -203,21 +211,57 @@ export class Engine {
 
   /**
    * Σ log p(continuation | context) for continuations of one context (lm-eval's
-   * loglikelihood): the choices run as one batch, each padded at its end (causal attention
-   * keeps padding from changing the positions before it).
+   * loglikelihood). The context runs once: its first C − 1 tokens fill a KV cache, which is
+   * copied to a batch of one row per continuation, row j = [context[C−1], cont_j[0..n_j−2]]
+   * padded at its end (causal attention keeps padding from changing what precedes it).
+   * Runs the decoder-with-past graph with transformers.js's IO (logits at every position).
    */
   async continuationLogprobs(context: readonly number[], continuations: readonly (readonly number[])[]): Promise<number[]> {
+    const { numLayers: L, numKvHeads: Hkv, headDim: hd, vocabSize: V } = this.checkpoint.config;
     const C = context.length;
     if (C === 0) throw new LopperError('bad-input', 'the context must have at least one token (BOS)');
-    const longest = Math.max(...continuations.map((c) => c.length));
-    const rows = continuations.map((c) => [...context, ...c, ...new Array<number>(longest - c.length).fill(0)]);
-    const nll = await this.nll(rows);
-    // nll[t] = −log p(row[t + 1] | row[≤ t]): continuation token j sits at C + j.
-    return continuations.map((c, b) => {
+    if (continuations.some((c) => c.length === 0)) throw new LopperError('bad-input', 'a continuation has no tokens');
+    this.checkIds([context]);
+    for (const c of continuations) this.checkIds([c]);
+    const session = await this.session({ kind: 'decode', io: 'transformers' }, 'ops');
+    const ort = this.runtime.ort;
+    const ids = (rows: number[][]) => this.i64(rows);
+    const ones = (B: number, S: number) => new ort.Tensor('int64', new BigInt64Array(B * S).fill(1n), [B, S]);
+    const positions = (B: number, P: number, T: number) =>
+      new ort.Tensor('int64', BigInt64Array.from({ length: B * T }, (_, i) => BigInt(P + (i % T))), [B, T]);
+
+    // 1. the context but its last token, once: the cache [1, Hkv, P, hd] per layer and k/v
+    const P = C - 1;
+    const cache: Float32Array[] = [];
+    if (P > 0) {
+      const out = await session.run({ input_ids: ids([context.slice(0, P)]), attention_mask: ones(1, P), position_ids: positions(1, 0, P), ...this.emptyPast(1, 'past_key_values') });
+      for (let i = 0; i < L; i++) for (const kv of ['key', 'value']) cache.push(out[`present.${i}.${kv}`].data as Float32Array);
+      for (const t of Object.values(out)) t.dispose();
+    }
+
+    // 2. every continuation in one batch, after a copy of the cache per row
+    const B = continuations.length;
+    const T = Math.max(...continuations.map((c) => c.length));
+    const rows = continuations.map((c) => [context[C - 1], ...c.slice(0, -1), ...new Array<number>(T - c.length).fill(0)]);
+    const feeds: Record<string, Tensor> = { input_ids: ids(rows), attention_mask: ones(B, P + T), position_ids: positions(B, P, T) };
+    let n = 0;
+    for (let i = 0; i < L; i++) {
+      for (const kv of ['key', 'value']) {
+        const batch = new Float32Array(B * Hkv * P * hd);
+        if (P > 0) for (let b = 0; b < B; b++) batch.set(cache[n], b * cache[n].length);
+        feeds[`past_key_values.${i}.${kv}`] = this.f32(batch, [B, Hkv, P, hd]);
+        n++;
+      }
+    }
+    const out = await session.run(feeds);
+    const logits = out.logits.data as Float32Array; // [B, T, V]
+    const sums = continuations.map((c, b) => {
       let sum = 0;
-      for (let j = 0; j < c.length; j++) sum -= nll[b][C - 1 + j];
+      c.forEach((id, t) => (sum += logSoftmaxAt(logits, (b * T + t) * V, V, id)));
       return sum;
     });
+    for (const t of Object.values(out)) t.dispose();
+    return sums;
   }
 
   /** Perplexity of a text's token ids under the protocol of text/windows.ts. */
@@ -244,10 +288,7 @@ export class Engine {
     const maxTokens = Math.min(opts.maxTokens ?? 256, c.maxPositions - prompt.length);
     const sample = makeSampler(opts);
     const session = await this.session({ kind: 'decode' });
-    const past: Record<string, Tensor> = {};
-    for (let i = 0; i < c.numLayers; i++) {
-      for (const kv of ['key', 'value']) past[`past.${i}.${kv}`] = this.f32(new Float32Array(0), [1, c.numKvHeads, 0, c.headDim]);
-    }
+    const past = this.emptyPast(1, 'past');
     let input = [...prompt];
     let P = 0; // tokens in the cache
     for (let n = 0; n < maxTokens; n++) {
@@ -273,4 +314,13 @@ export class Engine {
     this.sessions.clear();
     for (const s of sessions) await (await s).release();
   }
+}
+
+/** log softmax(row)[id] for the row of V values at `offset`, accumulated in float64. */
+function logSoftmaxAt(data: Float32Array, offset: number, V: number, id: number): number {
+  let max = -Infinity;
+  for (let v = 0; v < V; v++) if (data[offset + v] > max) max = data[offset + v];
+  let sum = 0;
+  for (let v = 0; v < V; v++) sum += Math.exp(data[offset + v] - max);
+  return data[offset + id] - max - Math.log(sum);
 }
