@@ -6,19 +6,19 @@
  *   lopper ppl      --model MODEL --text FILE [--window W] [--max-windows K] [--json]
  *   lopper generate --model MODEL [--prompt TEXT] [--max-tokens N] [--temperature T] [--top-k K] [--seed S] [--json]
  *   lopper convert  --model MODEL --to hf --out DIR
+ *   lopper export   --model MODEL --format hf|llama2c|onnx --out DIR|FILE.zip [--max-shard-size SIZE]
  *   lopper prune    --model MODEL --metric M --layers N --mode MODE --calib FILE [--calib-windows K] [--window W]
- *                   [--fold paper|tied] [--eval FILE] [--out DIR] [--json]
+ *                   [--fold paper|tied] [--eval FILE] [--out DIR [--format hf|llama2c|onnx]] [--json]
  *   lopper compare  --model MODEL --metric M --layers N --calib FILE --eval FILE [...]: baseline vs Prune&Comp
  *   lopper eval     --model MODEL --task T1,T2,… [--limit N] [--data DIR|hub] [--dump FILE] [--json]
  *
  * MODEL is a llama2.c .bin (tokenizer beside it, or --tokenizer FILE) or a Hugging Face folder.
  */
-import { mkdtemp, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { LopperError } from '../engine/errors';
+import { planJson } from '../engine/export/plan';
 import { writeHfFolder } from '../engine/formats/hf';
 import { writeFolder } from '../engine/formats/hf-node';
-import { writeLlama2c } from '../engine/formats/llama2c';
 import { loadModelPath } from '../engine/formats/load-node';
 import { parameterCount, type Checkpoint } from '../engine/model/checkpoint';
 import { describeConfig } from '../engine/model/config';
@@ -29,6 +29,7 @@ import { cutWindows } from '../engine/text/windows';
 import { isMetric, METRICS, type Metric } from '../engine/prune/metrics';
 import { MODES, prune, type Mode, type Plan, type PruneOptions } from '../engine/prune/plan';
 import { float, int, parse, required } from './args';
+import { checkOutDir, exportCommand, pruneOutFormat, writeModel } from './export';
 import { evalCommand } from './eval';
 import { TASKS } from '../engine/eval/tasks';
 
@@ -39,8 +40,11 @@ commands:
   ppl       --model MODEL --text FILE [--window W=256] [--max-windows K] [--json]
   generate  --model MODEL [--prompt TEXT] [--max-tokens N=256] [--temperature T=0] [--top-k K] [--seed S] [--json]
   convert   --model MODEL --to hf --out DIR
+  export    --model MODEL --format hf|llama2c|onnx --out DIR|FILE.zip [--max-shard-size SIZE=5GB] [--json]
   prune     --model MODEL --metric METRIC --layers N --mode MODE --calib FILE
-            [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--eval FILE] [--out DIR] [--json]
+            [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--eval FILE] [--json]
+            [--out DIR [--format hf|llama2c|onnx]]  (default: the model's format; plan.json and
+            prune-layers.txt, for llama-quantize --prune-layers, beside it)
   compare   --model MODEL --metric METRIC --layers N --calib FILE --eval FILE
             [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--json]
             (baseline and Prune&Comp side by side)
@@ -170,48 +174,7 @@ async function perplexityOf(ck: Checkpoint, runtime: Runtime, ids: number[], win
   }
 }
 
-/** An --out that does not exist or is an empty folder (checked before any work). */
-async function checkOutDir(dir: string): Promise<void> {
-  let s;
-  try {
-    s = await stat(dir);
-  } catch {
-    return;
-  }
-  if (!s.isDirectory() || (await readdir(dir)).length > 0) throw new LopperError('bad-option', '--out must be a new or empty folder', dir);
-}
-
-/**
- * Write a pruned model to `dir` in its input's format: llama2.c → DIR/model.bin and its
- * tokenizer beside it (DIR/tokenizer.bin); Hugging Face → a model folder. Everything is
- * written to a temporary folder beside `dir` and renamed into place, so an error leaves
- * nothing behind. Returns the path to pass as --model.
- */
-async function writeModel(ck: Checkpoint, dir: string): Promise<string> {
-  const files = ck.format === 'llama2c' ? new Map([['model.bin', writeLlama2c(ck)], ...Object.entries(ck.tokenizer.files())]) : writeHfFolder(ck);
-  const target = resolve(dir);
-  const tmp = await mkdtemp(join(dirname(target), `.${basename(target)}.tmp-`));
-  try {
-    await writeFolder(tmp, files);
-    await rmdir(target).catch(() => undefined); // an empty --out folder (checked up front)
-    await rename(tmp, target);
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  return ck.format === 'llama2c' ? join(dir, 'model.bin') : dir;
-}
-
 const fmtScales = (p: Plan) => p.scales.map((s, i) => (p.steps[i].folded ? s.toFixed(4) : `(${s.toFixed(4)})`)).join(', ');
-const planJson = (p: Plan) => ({
-  removed: p.removed,
-  scales: p.scales,
-  fold: p.fold,
-  untied: p.untied,
-  skippedChannels: p.skippedChannels,
-  barriers: p.barriers,
-  steps: p.steps,
-});
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   async info(argv) {
@@ -287,16 +250,17 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
 
   async prune(argv) {
-    const v = parse(argv, { ...pruneArgs, mode: { type: 'string' }, out: { type: 'string' } });
+    const v = parse(argv, { ...pruneArgs, mode: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' } });
     const mode = required(v, 'mode');
     if (!(MODES as readonly string[]).includes(mode)) throw new LopperError('bad-option', `--mode must be one of ${MODES.join(', ')} (got "${mode}")`);
     const dir = v.out as string | undefined;
     if (dir !== undefined) await checkOutDir(dir);
     const { ck, runtime, window, windows, evalIds, opts } = await pruneSetup(v, false);
+    const format = pruneOutFormat(v, ck, dir);
     const { plan, checkpoint } = await prune(ck, runtime, windows, { ...opts, mode: mode as Mode });
     const dense = evalIds && (await perplexityOf(ck, runtime, evalIds, window));
     const pruned = evalIds && (await perplexityOf(checkpoint, runtime, evalIds, window));
-    const model = dir === undefined ? undefined : await writeModel(checkpoint, dir);
+    const model = dir === undefined ? undefined : await writeModel(checkpoint, dir, { format, plan });
     if (v.json) {
       const result = {
         model: ck.source,
@@ -316,7 +280,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     out(`removed layers ${plan.removed.join(', ')} (original indices, in removal order) of ${plan.layersBefore} by ${plan.metric}, mode ${plan.mode}\n`);
     if (plan.fold !== 'none') out(`scales ${fmtScales(plan)} (fold ${plan.fold}${plan.untied ? ', embeddings untied' : ''}; in parentheses: measured, nothing to fold)\n`);
     if (dense && pruned) out(`perplexity dense ${dense.ppl.toFixed(4)} → pruned ${pruned.ppl.toFixed(4)} (${dense.windows} windows of ${window})\n`);
-    if (model !== undefined) out(`wrote the pruned model: ${model}\n`);
+    if (model !== undefined) out(`wrote the pruned model: ${model} (plan.json and prune-layers.txt beside it)\n`);
   },
 
   async compare(argv) {
@@ -358,6 +322,8 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const ck = await openModel(v);
     await evalCommand(ck, await runtimeFor(v), args, out);
   },
+
+  export: (argv) => exportCommand(argv, out),
 
   async convert(argv) {
     const v = parse(argv, { ...common, to: { type: 'string' }, out: { type: 'string' } });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { LopperError, type ErrorCode } from '../../src/engine/errors';
-import { loadHfFolder, writeHfFolder } from '../../src/engine/formats/hf';
+import { hfFolderFiles, loadHfFolder, writeHfFolder } from '../../src/engine/formats/hf';
 import { writeFolder } from '../../src/engine/formats/hf-node';
 import { DirSource } from '../../src/engine/formats/node-source';
 import { parseSafetensors, writeSafetensors } from '../../src/engine/formats/safetensors';
@@ -124,6 +124,41 @@ describe('HF folder round trip (random checkpoint → writeHfFolder → loadHfFo
     const withHead = new Map(ck.tensors).set('lm_head.weight', ck.tensors.get('model.embed_tokens.weight')!);
     files.set('model.safetensors', writeSafetensors(withHead));
     expectSameCheckpoint(await loadHfFolder(new MemorySource(SRC, files)), ck);
+  });
+
+  test('sharding above maxShardSize as save_pretrained does: model order, a new shard when the next tensor would not fit', async () => {
+    const ck = randomCheckpoint({ numLayers: 2, hiddenSize: 32, intermediateSize: 64, vocabSize: 300 });
+    // tensor bytes: embedding 300·32·4 = 38400, q/k/v/o 4096, gate/up/down 8192, norms 128, lm_head 38400
+    const files = writeHfFolder(ck, { maxShardSize: 30_000 });
+    const index = json(files, 'model.safetensors.index.json');
+    const shardOf = (name: string) => index.weight_map[name] as string;
+    const count = new Set(Object.values(index.weight_map)).size;
+    expect(shardOf('model.embed_tokens.weight')).toBe(`model-00001-of-0000${count}.safetensors`); // larger than the limit: alone
+    expect(Object.values(index.weight_map).filter((s) => s === shardOf('model.embed_tokens.weight'))).toHaveLength(1);
+    expect(shardOf('model.layers.0.self_attn.q_proj.weight')).toBe(`model-00002-of-0000${count}.safetensors`);
+    // huggingface_hub puts an oversized tensor in its shard at once: lm_head's comes before the final norm's
+    expect(shardOf('lm_head.weight')).toBe(`model-0000${count - 1}-of-0000${count}.safetensors`);
+    expect(shardOf('model.norm.weight')).toBe(`model-0000${count}-of-0000${count}.safetensors`);
+    expect(Object.keys(index.weight_map)).toEqual(Object.keys(index.weight_map).sort());
+    for (const [name, bytes] of files) {
+      if (!name.endsWith('.safetensors')) continue;
+      const tensors = [...parseSafetensors(bytes, name).values()];
+      const size = tensors.reduce((n, t) => n + t.data.byteLength, 0);
+      expect(size <= 30_000 || tensors.length === 1, name).toBe(true);
+    }
+    expectSameCheckpoint(await loadHfFolder(new MemorySource(SRC, files)), ck);
+    // at or above the weights' size: one model.safetensors, no index
+    expect([...writeHfFolder(ck, { maxShardSize: 1e9 }).keys()]).toContain('model.safetensors');
+    expect(() => writeHfFolder(ck, { maxShardSize: 0 })).toThrow(/largest shard size/);
+  });
+
+  test('hfFolderFiles: weights as views of the tensors, sizes that add up', () => {
+    const ck = randomCheckpoint({ dtype: 'bf16' });
+    const files = hfFolderFiles(ck);
+    const weights = files.find((f) => f.name === 'model.safetensors')!;
+    const chunks = [...weights.chunks];
+    expect(chunks.slice(1).every((c) => [...ck.tensors.values()].some((t) => t.data.buffer === c.buffer))).toBe(true);
+    for (const f of files) expect([...f.chunks].reduce((n, c) => n + c.length, 0), f.name).toBe(f.size);
   });
 
   test('writeFolder → DirSource on disk', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { LopperError } from '../../src/engine/errors';
-import { loadLlama2c, writeLlama2c } from '../../src/engine/formats/llama2c';
+import { llama2cChunks, llama2cFiles, llama2cProblems, loadLlama2c, writeLlama2c } from '../../src/engine/formats/llama2c';
 import { loadLlama2cFile } from '../../src/engine/formats/llama2c-node';
 import { expectedTensors, layerPrefix, type Checkpoint } from '../../src/engine/model/checkpoint';
 import { mulberry32 } from '../helpers/random-checkpoint';
@@ -274,6 +274,31 @@ describe('errors', () => {
     for (const [change, message] of variants) {
       expectLopperError(() => writeLlama2c({ ...ck, config: { ...ck.config, ...change } }), 'unsupported-config', message);
     }
+  });
+
+  test('llama2cChunks: the same bytes as writeLlama2c, made as they are read; llama2cFiles names them', async () => {
+    const { ck } = await load(stories);
+    const { size, chunks } = llama2cChunks(ck);
+    const whole = writeLlama2c(ck);
+    expect(size).toBe(whole.length);
+    const list = [...chunks];
+    expect(list.length).toBe(1 + 1 + 9 * 5 + 1 + 2); // header, embedding, 9 weights × 5 layers, norm, RoPE tables
+    expect(firstDifference(new Uint8Array(Buffer.concat(list)), whole)).toBe(-1);
+    // an f32 tensor that needs no RoPE permutation is a view of the checkpoint's own memory
+    expect(list[1].buffer).toBe(ck.tensors.get('model.embed_tokens.weight')!.data.buffer);
+    const files = llama2cFiles(ck);
+    expect(files.map((f) => f.name)).toEqual(['model.bin', 'tokenizer.bin']);
+    expect([...files[1].chunks][0]).toEqual(ck.tokenizer.files()['tokenizer.bin']);
+  });
+
+  test('llama2cProblems: GQA and an untied head are fine, the rest is named', async () => {
+    const { ck } = await load(stories);
+    expect(llama2cProblems({ ...ck.config, numKvHeads: 2, tieWordEmbeddings: false })).toEqual([]);
+    expect(llama2cProblems({ ...ck.config, qkvBias: true, oBias: true, mlpBias: true, ropeTheta: 1e6 })).toEqual([
+      'attention biases',
+      'MLP biases',
+      'rope_theta 1000000 (llama2.c uses 10000)',
+    ]);
   });
 
   test('an untied classifier is written after the RoPE tables with a negative vocab_size', async () => {

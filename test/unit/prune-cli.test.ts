@@ -51,7 +51,7 @@ describe('lopper prune', () => {
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.out).toBe(join(dir, 'model.bin'));
-    expect(readdirSync(dir).sort()).toEqual(['model.bin', 'tokenizer.bin']);
+    expect(readdirSync(dir).sort()).toEqual(['model.bin', 'plan.json', 'prune-layers.txt', 'tokenizer.bin']);
     expect(j.removed).toHaveLength(2);
     expect(j.layersAfter).toBe(3);
     expect(j.mode).toBe('prunecomp');

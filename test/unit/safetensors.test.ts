@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { LopperError, type ErrorCode } from '../../src/engine/errors';
-import { parseSafetensors, writeSafetensors } from '../../src/engine/formats/safetensors';
+import { concatChunks, parseSafetensors, safetensorsChunks, writeSafetensors } from '../../src/engine/formats/safetensors';
 import { fromFloat32, type DType, type Tensor } from '../../src/engine/model/tensor';
 import { mulberry32 } from '../helpers/random-checkpoint';
 
@@ -65,6 +65,25 @@ describe('safetensors round trip', () => {
     expect(header.b32.data_offsets).toEqual([0, 8]);
     expect(header.a16.data_offsets).toEqual([16, 18]);
     expect(parseSafetensors(bytes, FILE)).toEqual(tensors);
+  });
+
+  test('safetensorsChunks: the header, then views of each tensor\'s own memory, in file order', () => {
+    const tensors = new Map([
+      ['h', randomTensor([3], 'f16', 1)],
+      ['w', randomTensor([2, 3], 'f32', 2)],
+    ]);
+    const { size, chunks } = safetensorsChunks(tensors, { format: 'pt' });
+    const list = [...chunks];
+    expect(list).toHaveLength(3);
+    const headerLength = Number(new DataView(list[0].buffer).getBigUint64(0, true));
+    expect(list[0].length).toBe(8 + headerLength);
+    for (const [chunk, name] of [[list[1], 'w'], [list[2], 'h']] as const) {
+      const t = tensors.get(name)!;
+      expect(chunk.buffer, name).toBe(t.data.buffer); // a view, not a copy
+      expect(chunk.byteLength).toBe(t.data.byteLength);
+    }
+    expect(size).toBe(list.reduce((n, c) => n + c.length, 0));
+    expect(concatChunks({ size, chunks: list })).toEqual(writeSafetensors(tensors, { format: 'pt' }));
   });
 
   test('the header is padded with spaces to a multiple of 8 and carries the metadata', () => {

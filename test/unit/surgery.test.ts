@@ -106,6 +106,16 @@ describe('removeLayers', () => {
     expect(() => removeLayers(ck, [0, 1, 2])).toThrow(/at least one/);
     expect(removeLayers(ck, []).config.numLayers).toBe(3);
   });
+
+  test('drops the removed layers\' layer_types entries, leaving the input\'s list alone', () => {
+    const base = randomCheckpoint({ numLayers: 4 });
+    const layerTypes = ['full_attention', 'sliding_attention', 'full_attention', 'sliding_attention'];
+    const ck = { ...base, config: { ...base.config, layerTypes } };
+    expect(removeLayers(ck, [2, 1]).config.layerTypes).toEqual(['full_attention', 'sliding_attention']);
+    expect(removeLayers(ck, [3]).config.layerTypes).toEqual(['full_attention', 'sliding_attention', 'full_attention']);
+    expect(ck.config.layerTypes).toEqual(['full_attention', 'sliding_attention', 'full_attention', 'sliding_attention']);
+    expect('layerTypes' in removeLayers(base, [1]).config).toBe(false);
+  });
 });
 
 // ----------------------------------------------------------------------------

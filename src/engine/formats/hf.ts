@@ -1,10 +1,10 @@
 import { LopperError } from '../errors';
-import { validateTensors, type Checkpoint } from '../model/checkpoint';
+import { expectedTensors, validateTensors, type Checkpoint } from '../model/checkpoint';
 import { fromHfConfig, toHfConfig } from '../model/config';
 import type { Tensor } from '../model/tensor';
 import { HfTokenizer, parseJsonObject, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON } from '../text/hf-tokenizer';
 import { toHfTokenizerFiles, type Llama2cTokenizer } from '../text/llama2c-tokenizer';
-import { parseSafetensors, writeSafetensors } from './safetensors';
+import { concatChunks, parseSafetensors, safetensorsChunks, type FileChunks } from './safetensors';
 import type { FileSource } from './source';
 
 /**
@@ -100,23 +100,110 @@ export async function loadHfFolder(src: FileSource): Promise<Checkpoint> {
   };
 }
 
-const jsonFile = (json: unknown) => new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n');
+export const jsonFile = (json: unknown) => new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n');
+
+/** One file of a model folder: its path in the folder and its bytes as chunks. */
+export interface FolderFile extends FileChunks {
+  name: string;
+}
+
+const bytesFile = (name: string, bytes: Uint8Array): FolderFile => ({ name, size: bytes.length, chunks: [bytes] });
+
+/** transformers' save_pretrained default max_shard_size, "5GB" (decimal, as transformers reads it). */
+export const DEFAULT_MAX_SHARD_SIZE = 5_000_000_000;
+
+export interface HfExportOptions {
+  /**
+   * Largest weight bytes per safetensors file (default 5 GB). Above it the weights are split
+   * as transformers' save_pretrained splits them: model-00001-of-0000N.safetensors, … and
+   * model.safetensors.index.json; a tensor larger than the limit gets a shard of its own.
+   */
+  maxShardSize?: number;
+}
+
+/** `transformers`' shard file name: model-00001-of-00003.safetensors. */
+export const shardName = (i: number, count: number) =>
+  `model-${String(i + 1).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.safetensors`;
 
 /**
- * The files of a Hugging Face model folder for `ck`: config.json, generation_config.json,
- * model.safetensors (each tensor in its own dtype) and the tokenizer's files (a llama2.c
- * tokenizer is converted to tokenizer.json).
+ * Tensors grouped into shards as huggingface_hub's split_state_dict_into_shards does: in
+ * model order (embedding, layer by layer, final norm, LM head), a new shard whenever the
+ * next tensor would push the current one past `maxShardSize`, and a tensor larger than
+ * that alone in its own shard.
  */
-export function writeHfFolder(ck: Checkpoint): Map<string, Uint8Array> {
+function splitIntoShards(ck: Checkpoint, maxShardSize: number): Map<string, Tensor>[] {
+  const order = [...expectedTensors(ck.config).keys()].filter((n) => ck.tensors.has(n));
+  const known = new Set(order);
+  order.push(...[...ck.tensors.keys()].filter((n) => !known.has(n)).sort());
+  const shards: Map<string, Tensor>[] = [];
+  let current = new Map<string, Tensor>();
+  let currentSize = 0;
+  for (const name of order) {
+    const t = ck.tensors.get(name)!;
+    const size = t.data.byteLength;
+    if (size > maxShardSize) {
+      shards.push(new Map([[name, t]]));
+      continue;
+    }
+    if (currentSize + size > maxShardSize) {
+      shards.push(current);
+      current = new Map();
+      currentSize = 0;
+    }
+    current.set(name, t);
+    currentSize += size;
+  }
+  if (current.size > 0) shards.push(current);
+  return shards;
+}
+
+/** model.safetensors, or shards and their index when the weights exceed maxShardSize. */
+function weightFiles(ck: Checkpoint, maxShardSize: number): FolderFile[] {
+  if (!(Number.isSafeInteger(maxShardSize) && maxShardSize > 0)) {
+    throw new LopperError('bad-option', `the largest shard size must be a whole number of bytes > 0 (got ${maxShardSize})`);
+  }
+  const metadata = { format: 'pt' };
+  const shards = splitIntoShards(ck, maxShardSize);
+  if (shards.length <= 1) return [{ name: SAFETENSORS, ...safetensorsChunks(ck.tensors, metadata) }];
+  const files: FolderFile[] = [];
+  const weightMap: Record<string, string> = {};
+  let totalSize = 0;
+  shards.forEach((tensors, i) => {
+    const name = shardName(i, shards.length);
+    for (const [tensorName, t] of tensors) {
+      weightMap[tensorName] = name;
+      totalSize += t.data.byteLength;
+    }
+    files.push({ name, ...safetensorsChunks(tensors, metadata) });
+  });
+  const sortedMap = Object.fromEntries(Object.keys(weightMap).sort().map((k) => [k, weightMap[k]]));
+  files.push(bytesFile(SAFETENSORS_INDEX, jsonFile({ metadata: { total_size: totalSize }, weight_map: sortedMap })));
+  return files;
+}
+
+/**
+ * The files of a Hugging Face model folder for `ck`, as chunks that view the tensors'
+ * memory (nothing is copied): config.json (num_hidden_layers and layer_types as the
+ * checkpoint has them), generation_config.json, the weights (each tensor in its own dtype;
+ * one model.safetensors, or shards and model.safetensors.index.json above
+ * `opts.maxShardSize`), and the tokenizer's files (a llama2.c tokenizer is converted to
+ * tokenizer.json).
+ */
+export function hfFolderFiles(ck: Checkpoint, opts: HfExportOptions = {}): FolderFile[] {
   const tokenizerFiles =
     ck.tokenizer.kind === 'llama2c' ? toHfTokenizerFiles(ck.tokenizer as Llama2cTokenizer) : ck.tokenizer.files();
-  return new Map<string, Uint8Array>([
-    [CONFIG_JSON, jsonFile(toHfConfig(ck.config))],
-    [
+  return [
+    bytesFile(CONFIG_JSON, jsonFile(toHfConfig(ck.config))),
+    bytesFile(
       GENERATION_CONFIG_JSON,
       jsonFile({ _from_model_config: true, bos_token_id: ck.config.bosTokenId, eos_token_id: ck.config.eosTokenId }),
-    ],
-    [SAFETENSORS, writeSafetensors(ck.tensors, { format: 'pt' })],
-    ...Object.entries(tokenizerFiles),
-  ]);
+    ),
+    ...weightFiles(ck, opts.maxShardSize ?? DEFAULT_MAX_SHARD_SIZE),
+    ...Object.entries(tokenizerFiles).map(([name, bytes]) => bytesFile(name, bytes)),
+  ];
+}
+
+/** hfFolderFiles with each file in one array, by path. */
+export function writeHfFolder(ck: Checkpoint, opts: HfExportOptions = {}): Map<string, Uint8Array> {
+  return new Map(hfFolderFiles(ck, opts).map((f) => [f.name, concatChunks(f)]));
 }

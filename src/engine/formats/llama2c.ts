@@ -28,6 +28,7 @@ import { layerPrefix, validateTensors, type Checkpoint } from '../model/checkpoi
 import { describeConfig, type LlamaConfig } from '../model/config';
 import { f32Tensor, numel, toFloat32, type Tensor } from '../model/tensor';
 import { Llama2cTokenizer } from '../text/llama2c-tokenizer';
+import { concatChunks, type FileChunks } from './safetensors';
 
 const HEADER_BYTES = 7 * 4;
 const ROPE_THETA = 10000;
@@ -174,8 +175,8 @@ export function loadLlama2c(model: Uint8Array, tokenizer: Uint8Array, names: { m
   return { config: c, tensors, tokenizer: tok, source: names.model, format: 'llama2c' };
 }
 
-/** What in `c` a llama2.c checkpoint cannot hold (run.c would compute something else). */
-function inexpressible(c: LlamaConfig): string[] {
+/** What in `c` a llama2.c checkpoint cannot hold (run.c would compute something else); empty when it can. */
+export function llama2cProblems(c: LlamaConfig): string[] {
   const problems: string[] = [];
   if (c.qkvBias || c.oBias) problems.push('attention biases');
   if (c.mlpBias) problems.push('MLP biases');
@@ -189,6 +190,14 @@ function inexpressible(c: LlamaConfig): string[] {
   if (c.rmsNormEps !== RMS_NORM_EPS) problems.push(`rms_norm_eps ${c.rmsNormEps} (llama2.c uses ${RMS_NORM_EPS})`);
   if (c.bosTokenId !== 1 || c.eosTokenId !== 2) problems.push(`BOS/EOS ids ${c.bosTokenId}/${c.eosTokenId} (llama2.c uses 1/2)`);
   return problems;
+}
+
+/** Throws a LopperError naming everything in `ck` a llama2.c checkpoint cannot hold. */
+export function checkLlama2c(ck: Checkpoint): void {
+  const problems = llama2cProblems(ck.config);
+  if (problems.length) {
+    throw new LopperError('unsupported-config', `llama2.c cannot express this model: ${problems.join('; ')}`, ck.source);
+  }
 }
 
 /**
@@ -213,37 +222,66 @@ function freqCis(headDim: number, seqLen: number): [real: Float32Array, imag: Fl
   return [real, imag];
 }
 
-/** `ck` as a llama2.c `.bin` (the inverse of loadLlama2c; the tokenizer is written apart). */
-export function writeLlama2c(ck: Checkpoint): Uint8Array {
+/**
+ * `ck` as a llama2.c `.bin` (the inverse of loadLlama2c; the tokenizer is written apart), as
+ * chunks made one tensor at a time when iterated (f32 tensors that need no RoPE permutation
+ * are views of their data, not copies). Refuses, naming each, what llama2.c cannot express:
+ * biases, RoPE scaling, rope_theta ≠ 10000, rms_norm_eps ≠ 1e-5, head_dim ≠ D/H, BOS/EOS
+ * other than 1/2. GQA (n_kv_heads) and an untied classifier (negative vocab_size) it holds.
+ */
+export function llama2cChunks(ck: Checkpoint): FileChunks {
   const c = ck.config;
-  const problems = inexpressible(c);
-  if (problems.length) {
-    throw new LopperError('unsupported-config', `llama2.c cannot express this model: ${problems.join('; ')}`, ck.source);
-  }
+  checkLlama2c(ck);
   const tensors = validateTensors(c, ck.tensors, ck.source);
   const get = (name: string) => toFloat32(tensors.get(name)!);
+  const bytes = (data: Float32Array) => new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 
-  const out = new Uint8Array(HEADER_BYTES + 4 * floatCount(c));
-  const vocab = c.tieWordEmbeddings ? c.vocabSize : -c.vocabSize;
-  const header = [c.hiddenSize, c.intermediateSize, c.numLayers, c.numHeads, c.numKvHeads, vocab, c.maxPositions];
-  const view = new DataView(out.buffer);
-  header.forEach((v, i) => view.setInt32(4 * i, v, true));
-  const floats = new Float32Array(out.buffer, HEADER_BYTES);
-  let offset = 0;
-  const put = (data: Float32Array) => {
-    floats.set(data, offset);
-    offset += data.length;
-  };
-
-  put(get('model.embed_tokens.weight'));
-  for (const w of LAYER_WEIGHTS) {
-    for (let l = 0; l < c.numLayers; l++) {
-      const data = get(layerPrefix(l) + w.name);
-      put(w.ropeHeads ? permuteRope(data, w.ropeHeads(c), c.headDim, false) : data);
+  function* chunks(): Generator<Uint8Array> {
+    const header = new Uint8Array(HEADER_BYTES);
+    const vocab = c.tieWordEmbeddings ? c.vocabSize : -c.vocabSize;
+    const fields = [c.hiddenSize, c.intermediateSize, c.numLayers, c.numHeads, c.numKvHeads, vocab, c.maxPositions];
+    const view = new DataView(header.buffer);
+    fields.forEach((v, i) => view.setInt32(4 * i, v, true));
+    yield header;
+    yield bytes(get('model.embed_tokens.weight'));
+    for (const w of LAYER_WEIGHTS) {
+      for (let l = 0; l < c.numLayers; l++) {
+        const data = get(layerPrefix(l) + w.name);
+        yield bytes(w.ropeHeads ? permuteRope(data, w.ropeHeads(c), c.headDim, false) : data);
+      }
     }
+    yield bytes(get('model.norm.weight'));
+    for (const table of freqCis(c.headDim, c.maxPositions)) yield bytes(table);
+    if (!c.tieWordEmbeddings) yield bytes(get('lm_head.weight'));
   }
-  put(get('model.norm.weight'));
-  for (const table of freqCis(c.headDim, c.maxPositions)) put(table);
-  if (!c.tieWordEmbeddings) put(get('lm_head.weight'));
-  return out;
+  return { size: HEADER_BYTES + 4 * floatCount(c), chunks: chunks() };
+}
+
+/** llama2cChunks as one array. */
+export function writeLlama2c(ck: Checkpoint): Uint8Array {
+  return concatChunks(llama2cChunks(ck));
+}
+
+/** The llama2.c model file's name in an export (the CLI's `prune --out` and `export`). */
+export const LLAMA2C_MODEL = 'model.bin';
+/** The llama2.c tokenizer's name in an export, as llama2.c's run.c looks for it. */
+export const LLAMA2C_TOKENIZER = 'tokenizer.bin';
+
+/**
+ * The files of a llama2.c export: model.bin, and tokenizer.bin when the model came with a
+ * llama2.c tokenizer. A model with another tokenizer (tokenizer.json) gets that
+ * tokenizer's own files beside model.bin: llama2.c's run.c cannot read them, and lopper
+ * does not convert them (see `llama2cTokenizerNote`).
+ */
+export function llama2cFiles(ck: Checkpoint): ({ name: string } & FileChunks)[] {
+  const model = { name: LLAMA2C_MODEL, ...llama2cChunks(ck) };
+  const files = ck.tokenizer.files();
+  const tokenizer = ck.tokenizer.kind === 'llama2c' ? { [LLAMA2C_TOKENIZER]: Object.values(files)[0] } : files;
+  return [model, ...Object.entries(tokenizer).map(([name, bytes]) => ({ name, size: bytes.length, chunks: [bytes] }))];
+}
+
+/** Why a llama2.c export has no tokenizer.bin, or undefined when it has one. */
+export function llama2cTokenizerNote(ck: Checkpoint): string | undefined {
+  if (ck.tokenizer.kind === 'llama2c') return undefined;
+  return `the model's tokenizer is a Hugging Face tokenizer.json, which llama2.c's run.c cannot read and lopper does not convert: it is written as ${Object.keys(ck.tokenizer.files()).join(', ')} beside ${LLAMA2C_MODEL}`;
 }

@@ -103,12 +103,22 @@ function byteView(t: Tensor): Uint8Array {
   return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
 
+/** A file as a list of byte chunks, written one after the other (views, not copies). */
+export interface FileChunks {
+  /** Total bytes of all chunks. */
+  size: number;
+  /** Iterated once, in order; may produce its chunks lazily. */
+  chunks: Iterable<Uint8Array>;
+}
+
 /**
  * A .safetensors file as the reference implementation writes it: tensors ordered by dtype
  * size (largest first, so every tensor stays aligned) then name, the header padded with
- * spaces to a multiple of 8 bytes.
+ * spaces to a multiple of 8 bytes. Returned as chunks: the 8-byte length and header, then
+ * each tensor's bytes as a view of its data (nothing is copied, so a file of any size can
+ * be streamed).
  */
-export function writeSafetensors(tensors: Map<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
+export function safetensorsChunks(tensors: Map<string, Tensor>, metadata?: Record<string, string>): FileChunks {
   const entries = [...tensors].sort(
     ([a, ta], [b, tb]) => bytesPerElement(tb.dtype) - bytesPerElement(ta.dtype) || (a < b ? -1 : a > b ? 1 : 0),
   );
@@ -125,14 +135,25 @@ export function writeSafetensors(tensors: Map<string, Tensor>, metadata?: Record
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
   const headerLength = Math.ceil(json.length / 8) * 8;
-  const out = new Uint8Array(8 + headerLength + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true);
-  out.set(json, 8);
-  out.fill(0x20, 8 + json.length, 8 + headerLength);
-  let at = 8 + headerLength;
-  for (const [, t] of entries) {
-    out.set(byteView(t), at);
-    at += t.data.byteLength;
+  const head = new Uint8Array(8 + headerLength);
+  new DataView(head.buffer).setBigUint64(0, BigInt(headerLength), true);
+  head.set(json, 8);
+  head.fill(0x20, 8 + json.length);
+  return { size: head.length + offset, chunks: [head, ...entries.map(([, t]) => byteView(t))] };
+}
+
+/** Chunks joined into one array. */
+export function concatChunks({ size, chunks }: FileChunks): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
   }
   return out;
+}
+
+/** safetensorsChunks as one array. */
+export function writeSafetensors(tensors: Map<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
+  return concatChunks(safetensorsChunks(tensors, metadata));
 }

@@ -37,6 +37,11 @@ export interface LlamaConfig {
   bosTokenId: number;
   eosTokenId: number;
   torchDtype?: string;
+  /**
+   * Hugging Face `layer_types`, one entry per decoder layer ("full_attention", …), when the
+   * config.json had them: kept so an export writes them back, with removed layers' entries dropped.
+   */
+  layerTypes?: string[];
 }
 
 const ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'] as const;
@@ -53,6 +58,28 @@ function num(json: Json, key: string, file: string, fallback?: number): number {
     throw new LopperError('unsupported-config', `config "${key}" must be a number, got ${JSON.stringify(v)}`, file);
   }
   return v;
+}
+
+/** `layer_types`: absent, or one string per layer. */
+function layerTypes(json: Json, numLayers: number, file: string): string[] | undefined {
+  const v = json.layer_types;
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || !v.every((t) => typeof t === 'string')) {
+    throw new LopperError('unsupported-config', `config "layer_types" must be a list of strings, got ${JSON.stringify(v)}`, file);
+  }
+  checkLayerTypes(v, numLayers, file);
+  return [...v];
+}
+
+/** layer_types must name every layer once: its length is num_hidden_layers. */
+export function checkLayerTypes(types: readonly string[], numLayers: number, file?: string): void {
+  if (types.length !== numLayers) {
+    throw new LopperError(
+      'unsupported-config',
+      `config "layer_types" has ${types.length} entries but num_hidden_layers is ${numLayers} (one per layer)`,
+      file,
+    );
+  }
 }
 
 function firstId(v: unknown, fallback: number): number {
@@ -106,6 +133,7 @@ export function fromHfConfig(json: Json, file = 'config.json'): LlamaConfig {
       throw new LopperError('unsupported-config', `rope_scaling type ${JSON.stringify(type)} is not supported (only llama3)`, file);
     }
   }
+  const types = layerTypes(json, numLayers, file);
   const attentionBias = json.attention_bias === true;
   const isQwen2 = architecture === 'Qwen2ForCausalLM';
   return {
@@ -128,6 +156,7 @@ export function fromHfConfig(json: Json, file = 'config.json'): LlamaConfig {
     bosTokenId: firstId(json.bos_token_id, 1),
     eosTokenId: firstId(json.eos_token_id, 2),
     torchDtype: typeof json.torch_dtype === 'string' ? json.torch_dtype : undefined,
+    ...(types && { layerTypes: types }),
   };
 }
 
@@ -163,6 +192,10 @@ export function toHfConfig(c: LlamaConfig): Json {
     eos_token_id: c.eosTokenId,
     torch_dtype: c.torchDtype ?? 'float32',
   };
+  if (c.layerTypes) {
+    checkLayerTypes(c.layerTypes, c.numLayers);
+    json.layer_types = [...c.layerTypes];
+  }
   if (!isQwen2) {
     json.attention_bias = c.oBias;
     json.mlp_bias = c.mlpBias;

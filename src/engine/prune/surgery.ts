@@ -34,7 +34,8 @@ const RESIDUAL_WRITERS = ['self_attn.o_proj.weight', 'self_attn.o_proj.bias', 'm
  * Delete the decoder layers at `layers` (indices in `ck`'s current numbering, any order)
  * and renumber the rest contiguously: with L = 5 and layers [1, 3], old layers 0, 2, 4
  * become 0, 1, 2. config.numLayers becomes L − layers.length. Throws on an index outside
- * [0, L), on duplicates, and when no layer would remain.
+ * [0, L), on duplicates, and when no layer would remain. config.layerTypes (HF
+ * `layer_types`), when present, loses the removed layers' entries.
  */
 export function removeLayers(ck: Checkpoint, layers: readonly number[]): Checkpoint {
   const L = ck.config.numLayers;
@@ -63,7 +64,9 @@ export function removeLayers(ck: Checkpoint, layers: readonly number[]): Checkpo
     if (to === undefined) throw new LopperError('corrupt', `tensor "${name}" belongs to no layer of ${L}`, ck.source);
     if (to >= 0) tensors.set(layerPrefix(to) + m[2], t);
   }
-  return { ...ck, config: { ...ck.config, numLayers: L - drop.size }, tensors };
+  const config = { ...ck.config, numLayers: L - drop.size };
+  if (ck.config.layerTypes) config.layerTypes = ck.config.layerTypes.filter((_, l) => !drop.has(l));
+  return { ...ck, config, tensors };
 }
 
 // ----------------------------------------------------------------------------
