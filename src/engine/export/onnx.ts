@@ -21,12 +21,12 @@
  * files are found beside it. A caller whose config lacks the key can pass the same value as
  * from_pretrained's `use_external_data_format` option.
  */
-import { CONFIG_JSON, GENERATION_CONFIG_JSON, jsonFile } from '../formats/hf';
+import { hfSideFiles } from '../formats/hf';
+import { concatChunks } from '../formats/safetensors';
 import { LopperError } from '../errors';
 import { llamaGraph } from '../graph/llama';
 import type { Checkpoint } from '../model/checkpoint';
 import { toHfConfig } from '../model/config';
-import { toHfTokenizerFiles, type Llama2cTokenizer } from '../text/llama2c-tokenizer';
 
 export const ONNX_SUBFOLDER = 'onnx';
 export const ONNX_MODEL = `${ONNX_SUBFOLDER}/model.onnx`;
@@ -75,15 +75,8 @@ export function exportOnnxBundle(ck: Checkpoint, opts: OnnxBundleOptions = {}): 
     onnxFiles.push([ONNX_MODEL, graph.encode()]);
   }
 
-  const tokenizerFiles =
-    ck.tokenizer.kind === 'llama2c' ? toHfTokenizerFiles(ck.tokenizer as Llama2cTokenizer) : ck.tokenizer.files();
   return new Map<string, Uint8Array>([
-    [CONFIG_JSON, jsonFile({ ...toHfConfig(ck.config), 'transformers.js_config': jsConfig })],
-    [
-      GENERATION_CONFIG_JSON,
-      jsonFile({ _from_model_config: true, bos_token_id: ck.config.bosTokenId, eos_token_id: ck.config.eosTokenId }),
-    ],
-    ...Object.entries(tokenizerFiles),
+    ...hfSideFiles(ck, { ...toHfConfig(ck.config), 'transformers.js_config': jsConfig }).map((f): [string, Uint8Array] => [f.name, concatChunks(f)]),
     ...onnxFiles,
   ]);
 }

@@ -100,7 +100,7 @@ export async function loadHfFolder(src: FileSource): Promise<Checkpoint> {
   };
 }
 
-export const jsonFile = (json: unknown) => new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n');
+const jsonFile = (json: unknown) => new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n');
 
 /** One file of a model folder: its path in the folder and its bytes as chunks. */
 export interface FolderFile extends FileChunks {
@@ -190,15 +190,24 @@ function weightFiles(ck: Checkpoint, maxShardSize: number): FolderFile[] {
  * tokenizer.json).
  */
 export function hfFolderFiles(ck: Checkpoint, opts: HfExportOptions = {}): FolderFile[] {
+  const [config, generationConfig, ...tokenizer] = hfSideFiles(ck, toHfConfig(ck.config));
+  return [config, generationConfig, ...weightFiles(ck, opts.maxShardSize ?? DEFAULT_MAX_SHARD_SIZE), ...tokenizer];
+}
+
+/**
+ * What a model folder holds besides its weights (here and in the transformers.js bundle):
+ * config.json (`config`), generation_config.json, and the tokenizer's files (a llama2.c
+ * tokenizer is converted to tokenizer.json).
+ */
+export function hfSideFiles(ck: Checkpoint, config: Record<string, unknown>): FolderFile[] {
   const tokenizerFiles =
     ck.tokenizer.kind === 'llama2c' ? toHfTokenizerFiles(ck.tokenizer as Llama2cTokenizer) : ck.tokenizer.files();
   return [
-    bytesFile(CONFIG_JSON, jsonFile(toHfConfig(ck.config))),
+    bytesFile(CONFIG_JSON, jsonFile(config)),
     bytesFile(
       GENERATION_CONFIG_JSON,
       jsonFile({ _from_model_config: true, bos_token_id: ck.config.bosTokenId, eos_token_id: ck.config.eosTokenId }),
     ),
-    ...weightFiles(ck, opts.maxShardSize ?? DEFAULT_MAX_SHARD_SIZE),
     ...Object.entries(tokenizerFiles).map(([name, bytes]) => bytesFile(name, bytes)),
   ];
 }
