@@ -1,6 +1,6 @@
 /// <reference lib="webworker" />
 /**
- * lopper's worker: all heavy work — download, parse, calibrate, prune, evaluate, generate —
+ * lopper's worker: all heavy work — download, parse, calibrate, prune, evaluate, generate, export —
  * runs here, so the page never blocks. Thin: it calls src/engine and speaks the typed
  * messages of src/ui/protocol.ts (ids, progress, cancellation, errors as {code, message}).
  *
@@ -10,17 +10,19 @@
  * requests.
  */
 import { LopperError } from '../src/engine/errors';
-import { writeHfFolder } from '../src/engine/formats/hf';
-import { writeLlama2c } from '../src/engine/formats/llama2c';
+import { exportFiles } from '../src/engine/export';
+import { chunksOf } from '../src/engine/export/zip';
 import type { Checkpoint } from '../src/engine/model/checkpoint';
 import { Engine } from '../src/engine/runtime/engine';
 import { browserRuntime } from '../src/engine/runtime/web';
 import { fetchToStore } from '../src/engine/store/download';
 import { getResult, putModel, putResult, resultKey } from '../src/engine/store/cache';
 import {
+  exportBaseName,
   MODE_LABEL,
   type Backend,
   type ErrorInfo,
+  type EvalResult,
   type GenerateResult,
   type GenerateSettings,
   type Ops,
@@ -37,9 +39,11 @@ import { loadModel, loadStages, TooLarge, type LoadedModel } from './lib/load';
 import { Tracker } from './lib/progress';
 import { checkAbort, linkFlag } from './lib/cancel';
 import { applyPlan, idsOf, resultParts, runPruning, runStages } from './lib/run';
+import { checkEvalSettings, evalParts, evalStages, evaluateModels, loadItems, sourceLabel } from './lib/eval';
+import { exportArchive } from './lib/export';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
-const post = (m: Response) => scope.postMessage(m);
+const post = (m: Response, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
 
 // ---- state kept between requests ----------------------------------------------------------
 
@@ -157,7 +161,7 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
     ] as const) {
       if (!ck) continue;
       try {
-        await putModel(`${key}:${variant}`, `${m.summary.name} pruned: ${variant === 'baseline' ? 'baseline' : modeLabel}, ${s.metric}, −${s.layers} layers`, modelFiles(ck));
+        await putModel(`${key}:${variant}`, `${m.summary.name} pruned: ${variant === 'baseline' ? 'baseline' : modeLabel}, ${s.metric}, −${s.layers} layers`, await modelFiles(ck));
       } catch (e) {
         warnings.push(`the pruned model (${variant}) is not kept: ${(e as Error).message}`);
         break;
@@ -170,12 +174,99 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
 
   async generate(req, signal) {
     const ck = variantModel(req.model);
-    const key = `${req.model}:${req.backend}`;
-    let engine = engines.get(key);
-    if (!engine) engines.set(key, (engine = new Engine(ck, runtimeFor(req.backend))));
-    return generate(engine, ck, req, (token) => post({ id: req.id, type: 'token', token }), signal);
+    return generate(engineFor(req.model, req.backend), ck, req, (token) => post({ id: req.id, type: 'token', token }), signal);
+  },
+
+  async evalCached(req) {
+    const m = requireModel();
+    const s = checkEvalSettings(req.settings);
+    const value = await getResult<EvalResult>(resultKey(evalParts(m.summary.key, req.runKey, s))).catch((e) => {
+      if (e instanceof LopperError && e.code === 'corrupt') return undefined;
+      throw e;
+    });
+    return value ? { ...value, fromCache: true } : null;
+  },
+
+  async evaluate(req, signal) {
+    const m = requireModel();
+    const s = checkEvalSettings(req.settings);
+    const run = requireRun(req.runKey);
+    const key = resultKey(evalParts(m.summary.key, run.key, s));
+    if (!req.recompute) {
+      const value = await getResult<EvalResult>(key).catch((e) => {
+        if (e instanceof LopperError && e.code === 'corrupt') return undefined;
+        throw e;
+      });
+      if (value) return { ...value, fromCache: true };
+    }
+    const t0 = performance.now();
+    const compLabel = MODE_LABEL[run.settings.mode];
+    const variants = [
+      { variant: 'dense' as const, label: 'dense' },
+      { variant: 'baseline' as const, label: 'baseline' },
+      ...(run.plans.prunecomp ? [{ variant: 'prunecomp' as const, label: compLabel }] : []),
+    ];
+    const tracker = new Tracker(evalStages(s, variants), progressPoster(req.id));
+    const tasks = await loadItems(s, tracker, signal);
+    const models = variants.map((v) => ({ ...v, ck: variantModel(v.variant) }));
+    const scored = await evaluateModels(models, runtimeFor(s.backend), tasks, tracker, signal);
+    const result: EvalResult = {
+      key,
+      fromCache: false,
+      computedAt: Date.now(),
+      millis: performance.now() - t0,
+      runKey: run.key,
+      model: { key: m.summary.key, name: m.summary.name },
+      settings: { tasks: s.tasks, limit: s.limit, data: s.data, backend: s.backend },
+      source: sourceLabel(s),
+      results: { dense: scored.get('dense')!, baseline: scored.get('baseline')!, prunecomp: scored.get('prunecomp') ?? null },
+    };
+    const label = `${m.summary.name}: zero-shot accuracy on ${s.tasks.join(', ')} (${s.limit} items each), dense, baseline${run.plans.prunecomp ? ` and ${compLabel}` : ''} (${run.settings.metric}, −${run.settings.layers} layers)`;
+    try {
+      await putResult(key, label, result);
+    } catch (e) {
+      return { ...result, warnings: [`the evaluation is not kept for next time: ${(e as Error).message}`] };
+    }
+    return result;
+  },
+
+  async export(req, signal) {
+    const t0 = performance.now();
+    const m = requireModel();
+    const run = req.model === 'dense' ? (last?.result ?? null) : requireRun(req.runKey);
+    const ck = variantModel(req.model);
+    const base = exportBaseName(m.summary.name, req.model, req.format, run);
+    const name = `${base}.zip`;
+    const tracker = new Tracker([{ stage: 'export', label: `writing ${name}`, weight: 1 }], progressPoster(req.id));
+    tracker.start('export');
+    const archive = await exportArchive(ck, req.format, base, signal, (sent, total) =>
+      tracker.report(sent, total ?? sent * 2, { label: `writing ${name}: ${mb(sent)}${total ? ` of ${mb(total)}` : ''}` }),
+    );
+    post({ id: req.id, type: 'stream', stream: { name, bytes: archive.bytes, stream: archive.stream } }, [archive.stream]);
+    const bytes = await archive.finished;
+    return { name, bytes, millis: performance.now() - t0 };
   },
 };
+
+const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+
+/** The engine generation uses for a variant on a backend (kept between generations). */
+function engineFor(v: Variant, backend: Backend): Engine {
+  const key = `${v}:${backend}`;
+  let engine = engines.get(key);
+  if (!engine) engines.set(key, (engine = new Engine(variantModel(v), runtimeFor(backend))));
+  return engine;
+}
+
+/** The current run, checked to be the one the page shows (`runKey`). */
+function requireRun(runKey: string | undefined): RunResult {
+  requireModel();
+  if (!last) throw Object.assign(new LopperError('bad-input', 'nothing is pruned yet: run the pruning first'), { uiCode: 'no-model' });
+  if (runKey !== undefined && last.result.key !== runKey) {
+    throw new LopperError('bad-input', 'the pruned models changed since this page showed them: look at the results again, then retry');
+  }
+  return last.result;
+}
 
 /** Make a result the current one; its pruned models are built from the plans when first needed. */
 async function adopt(result: RunResult, baseline: Checkpoint | null, prunecomp: Checkpoint | null): Promise<void> {
@@ -206,10 +297,15 @@ function variantModel(v: Variant): Checkpoint {
   return (last.prunecomp ??= applyPlan(m.ck, plan));
 }
 
-/** A model's files in its own format (llama2.c: model.bin + tokenizer; else a Hugging Face folder). */
-function modelFiles(ck: Checkpoint): Map<string, Uint8Array> {
-  if (ck.format === 'llama2c') return new Map([['model.bin', writeLlama2c(ck)], ...Object.entries(ck.tokenizer.files())]);
-  return writeHfFolder(ck);
+/** A model's files in its own format (llama2.c: model.bin + tokenizer; else a Hugging Face folder), as Blobs. */
+async function modelFiles(ck: Checkpoint): Promise<Map<string, Blob>> {
+  const files = new Map<string, Blob>();
+  for (const entry of await exportFiles(ck, ck.format)) {
+    const parts: Uint8Array[] = [];
+    for await (const chunk of chunksOf(entry.chunks)) parts.push(chunk);
+    files.set(entry.name, new Blob(parts as BlobPart[]));
+  }
+  return files;
 }
 
 const runtimes = new Map<Backend, ReturnType<typeof browserRuntime>>();

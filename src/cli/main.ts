@@ -5,7 +5,7 @@
  *   lopper info     --model MODEL [--json]
  *   lopper ppl      --model MODEL --text FILE [--window W] [--max-windows K] [--json]
  *   lopper generate --model MODEL [--prompt TEXT] [--max-tokens N] [--temperature T] [--top-k K] [--seed S] [--json]
- *   lopper convert  --model MODEL --to hf --out DIR
+ *   lopper convert  --model MODEL --to FORMAT --out DIR (= export --format FORMAT)
  *   lopper export   --model MODEL --format hf|llama2c|onnx --out DIR|FILE.zip [--max-shard-size SIZE]
  *   lopper prune    --model MODEL --metric M --layers N --mode MODE --calib FILE [--calib-windows K] [--window W]
  *                   [--fold paper|tied] [--eval FILE] [--out DIR [--format hf|llama2c|onnx]] [--json]
@@ -17,8 +17,6 @@
 import { readFile } from 'node:fs/promises';
 import { LopperError } from '../engine/errors';
 import { planJson } from '../engine/export/plan';
-import { writeHfFolder } from '../engine/formats/hf';
-import { writeFolder } from '../engine/formats/hf-node';
 import { loadModelPath } from '../engine/formats/load-node';
 import { parameterCount, type Checkpoint } from '../engine/model/checkpoint';
 import { describeConfig } from '../engine/model/config';
@@ -39,7 +37,7 @@ commands:
   info      --model MODEL [--json]
   ppl       --model MODEL --text FILE [--window W=256] [--max-windows K] [--json]
   generate  --model MODEL [--prompt TEXT] [--max-tokens N=256] [--temperature T=0] [--top-k K] [--seed S] [--json]
-  convert   --model MODEL --to hf --out DIR
+  convert   --model MODEL --to FORMAT --out DIR   (the same as export --format FORMAT)
   export    --model MODEL --format hf|llama2c|onnx --out DIR|FILE.zip [--max-shard-size SIZE=5GB] [--json]
   prune     --model MODEL --metric METRIC --layers N --mode MODE --calib FILE
             [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--eval FILE] [--json]
@@ -325,14 +323,11 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
 
   export: (argv) => exportCommand(argv, out),
 
+  /** `convert --to F` is `export --format F` (kept for the scripts that use it). */
   async convert(argv) {
-    const v = parse(argv, { ...common, to: { type: 'string' }, out: { type: 'string' } });
-    if (required(v, 'to') !== 'hf') throw new LopperError('bad-option', `--to must be hf (got "${String(v.to)}")`);
-    const dir = required(v, 'out');
-    const ck = await openModel(v);
-    await writeFolder(dir, writeHfFolder(ck));
-    out(v.json ? JSON.stringify({ out: dir }) + '\n' : `wrote a Hugging Face folder to ${dir}\n`);
+    await exportCommand(argv.map((a) => (a === '--to' ? '--format' : a.startsWith('--to=') ? '--format=' + a.slice(5) : a)), out);
   },
+
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -3,7 +3,7 @@
  * and returns its id (for cancel) and a promise of the result; progress and token events go
  * to the handlers given. A failure rejects with a WorkerError carrying the worker's code.
  */
-import type { ErrorInfo, Op, Ops, Progress, Request, Response, TokenEvent } from './protocol';
+import type { ErrorInfo, ExportStream, Op, Ops, Progress, Request, Response, TokenEvent } from './protocol';
 
 export class WorkerError extends Error {
   readonly code: string;
@@ -17,6 +17,8 @@ export class WorkerError extends Error {
 export interface CallHandlers {
   onProgress?: (p: Progress) => void;
   onToken?: (t: TokenEvent) => void;
+  /** an export's bytes (a transferred stream): read it to the end or cancel it */
+  onStream?: (s: ExportStream) => void;
 }
 
 interface Pending extends CallHandlers {
@@ -50,6 +52,10 @@ export class LopperClient {
           break;
         case 'token':
           p.onToken?.(m.token);
+          break;
+        case 'stream':
+          if (p.onStream) p.onStream(m.stream);
+          else void m.stream.stream.cancel('nobody reads this export');
           break;
         case 'done':
           this.pending.delete(m.id);

@@ -1,9 +1,11 @@
 /**
  * The messages between the UI and workers/lopper.worker.ts. Every request carries an id;
- * the worker answers with any number of progress/token events for that id, then exactly
- * one 'done' or 'error'. { op: 'cancel', target } aborts a request (its AbortController):
+ * the worker answers with any number of progress/token events for that id (and, for an
+ * export, one 'stream' event carrying the archive), then exactly one 'done' or 'error'. { op: 'cancel', target } aborts a request (its AbortController):
  * the request then ends with an error of code 'cancelled'. No DOM types beyond File.
  */
+import type { TaskResult } from '../engine/eval/accuracy';
+import type { TaskName } from '../engine/eval/tasks';
 import type { Metric } from '../engine/prune/metrics';
 import type { Mode, Plan } from '../engine/prune/plan';
 
@@ -58,6 +60,23 @@ export interface GenerateSettings {
   backend: Backend;
 }
 
+/** Where the zero-shot tasks' items come from: the data mirror (`{dataBase}/qa/<file>`) or the Hugging Face datasets server. */
+export type TaskData = 'mirror' | 'hub';
+
+export interface EvalSettings {
+  /** in the order of TASKS */
+  tasks: TaskName[];
+  /** items per task: the first `limit` of each */
+  limit: number;
+  data: TaskData;
+  /** the data mirror's base URL (`{origin}/data` by default; see src/ui/texts.ts) */
+  dataBase: string;
+  backend: Backend;
+}
+
+/** What a model can be exported as: a Hugging Face folder, a transformers.js ONNX bundle, a llama2.c .bin (+ tokenizer). */
+export type ExportFormat = 'hf' | 'onnx' | 'llama2c';
+
 /** Request payload and result type of each operation. */
 export interface Ops {
   /** what this device offers (no model needed) */
@@ -70,6 +89,15 @@ export interface Ops {
   run: { req: { settings: RunSettings; recompute?: boolean }; result: RunResult };
   /** stream a continuation (token events), then the totals */
   generate: { req: GenerateSettings; result: GenerateResult };
+  /** the stored evaluation for these settings and the current run (`runKey`), or null (computes nothing) */
+  evalCached: { req: { settings: EvalSettings; runKey: string }; result: EvalResult | null };
+  /** zero-shot accuracy of the dense model and the run's pruned models; a stored result is returned unless `recompute` */
+  evaluate: { req: { settings: EvalSettings; runKey: string; recompute?: boolean }; result: EvalResult };
+  /**
+   * one model as a .zip: a 'stream' event carries the archive (a transferred ReadableStream
+   * the page writes to disk); 'done' follows once the page has read all of it (or cancelled)
+   */
+  export: { req: { model: Variant; format: ExportFormat; /** the run the pruned models come from */ runKey?: string }; result: ExportResult };
 }
 export type Op = keyof Ops;
 
@@ -96,7 +124,10 @@ export interface DownloadProgress {
 
 /** One progress report of a long request (posted at most ~10 per second, plus every stage/step change). */
 export interface Progress {
-  /** machine name of the stage: download, parse, check, text, calibrate, prune-baseline, prune, ppl-dense, ppl-baseline, ppl-prunecomp, curves */
+  /**
+   * machine name of the stage: download, parse, check, text, calibrate, prune-baseline, prune, ppl-dense, ppl-baseline,
+   * ppl-prunecomp, curves; evaluate: data, eval-dense, eval-baseline, eval-prunecomp; export: export
+   */
   stage: string;
   /** what a person reads: "Prune&Comp: step 2 of 2 (removed layer 3, s = 1.12)" */
   label: string;
@@ -128,6 +159,7 @@ export interface ErrorInfo {
 export type Response =
   | { id: number; type: 'progress'; progress: Progress }
   | { id: number; type: 'token'; token: TokenEvent }
+  | { id: number; type: 'stream'; stream: ExportStream }
   | { id: number; type: 'done'; result: unknown }
   | { id: number; type: 'error'; error: ErrorInfo };
 
@@ -136,6 +168,15 @@ export interface TokenEvent {
   text: string;
   tokens: number;
   tokensPerSecond: number;
+}
+
+/** An export's bytes, sent (transferred) before its 'done'. */
+export interface ExportStream {
+  /** suggested file name, e.g. stories260K-prunecomp-hf.zip */
+  name: string;
+  /** the archive's size when known up front */
+  bytes: number | null;
+  stream: ReadableStream<Uint8Array>;
 }
 
 // ---- results ---------------------------------------------------------------------------
@@ -231,6 +272,38 @@ export interface GenerateResult {
   tokens: number;
   tokensPerSecond: number;
   millis: number;
+}
+
+/** Zero-shot accuracy of the dense model and a run's pruned models on the same items. */
+export interface EvalResult {
+  key: string;
+  /** true when it came from the result cache */
+  fromCache: boolean;
+  computedAt: number;
+  millis: number;
+  /** the run whose pruned models were evaluated (RunResult.key) */
+  runKey: string;
+  model: { key: string; name: string };
+  settings: { tasks: TaskName[]; limit: number; data: TaskData; backend: Backend };
+  /** where the items came from, in words ("the data mirror, /data/qa/…", "the Hugging Face datasets server") */
+  source: string;
+  /** one TaskResult per task, in the order of settings.tasks (n: items scored, at most limit) */
+  results: { dense: TaskResult[]; baseline: TaskResult[]; prunecomp: TaskResult[] | null };
+  /** what could not be kept (storage full), in plain words */
+  warnings?: string[];
+}
+
+export interface ExportResult {
+  name: string;
+  /** bytes the page read */
+  bytes: number;
+  millis: number;
+}
+
+/** A file and folder name for an export: model, which model (with the run's metric and layers), format — e.g. stories260K-prunecomp-bi-2-hf. */
+export function exportBaseName(modelName: string, variant: Variant, format: ExportFormat, run: Pick<RunResult, 'settings'> | null): string {
+  const which = variant === 'dense' || !run ? variant : `${variant === 'baseline' ? 'baseline' : run.settings.mode}-${run.settings.metric}-${run.settings.layers}`;
+  return `${modelName}-${which}-${format}`.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'model';
 }
 
 /** Names a person reads for each mode's pruned model. */

@@ -145,3 +145,60 @@ export async function generate(page: Page, opts: { prompt: string; tokens: numbe
 
 /** |a − b| / |b| */
 export const relErr = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
+
+/** The evaluation panel's choices. */
+export interface EvalSetup {
+  tasks: string[];
+  limit: number;
+  data: 'mirror' | 'hub';
+}
+
+/** Set the evaluation panel's controls to `setup`. */
+export async function setUpEval(page: Page, setup: EvalSetup): Promise<void> {
+  const panel = page.getByTestId('evaluation');
+  const boxes = panel.locator('input[name=task]');
+  for (let i = 0; i < (await boxes.count()); i++) {
+    const box = boxes.nth(i);
+    await box.setChecked(setup.tasks.includes((await box.getAttribute('value')) ?? ''));
+  }
+  await panel.locator('input[name=limit]').fill(String(setup.limit));
+  await panel.locator('input[name=limit]').dispatchEvent('change');
+  await panel.locator(`input[name=qa][value=${setup.data}]`).check();
+}
+
+/** The Evaluate button. */
+export const evaluateButton = (page: Page) => page.getByTestId('evaluation').getByRole('button', { name: 'Evaluate', exact: true });
+
+/** Wait for a finished evaluation (no progress, no error) matching the current choices. */
+export async function waitForEvaluation(page: Page, timeout: number): Promise<void> {
+  await waitForTestId(page, 'eval-table', timeout);
+  await page.getByTestId('eval-progress').waitFor({ state: 'detached', timeout });
+  const err = await errorText(page);
+  if (err) throw new Error(`the evaluation ended with an error: ${err}`);
+  expect(await page.getByTestId('eval-stale').count(), 'the evaluation shown is for the current choices').toBe(0);
+}
+
+export interface Accuracy {
+  value: number;
+  stderr: number;
+}
+
+/** The evaluation table at full precision (data-value): per model, per task, the average and RP (null for the dense model). */
+export async function accuracyTable(page: Page): Promise<Record<string, { tasks: Record<string, Accuracy>; avg: number; rp: number | null }>> {
+  const out: Record<string, { tasks: Record<string, Accuracy>; avg: number; rp: number | null }> = {};
+  const rows = page.locator('[data-testid^="eval-row-"]');
+  for (let i = 0; i < (await rows.count()); i++) {
+    const row = rows.nth(i);
+    const key = (await row.getAttribute('data-testid'))!.replace('eval-row-', '');
+    const tasks: Record<string, Accuracy> = {};
+    const cells = row.locator(`[data-testid^="acc-${key}-"]`);
+    for (let j = 0; j < (await cells.count()); j++) {
+      const c = cells.nth(j);
+      const task = (await c.getAttribute('data-testid'))!.replace(`acc-${key}-`, '');
+      tasks[task] = { value: Number(await c.getAttribute('data-value')), stderr: Number(await c.getAttribute('data-stderr')) };
+    }
+    const rp = await row.getByTestId(`rp-${key}`).getAttribute('data-value');
+    out[key] = { tasks, avg: Number(await row.getByTestId(`avg-${key}`).getAttribute('data-value')), rp: rp ? Number(rp) : null };
+  }
+  return out;
+}

@@ -158,9 +158,9 @@ export async function getResult<T>(key: string): Promise<T | undefined> {
 // ---------------------------------------------------------------------------------------
 // Models
 
-/** Cache a (pruned) model's files under `key` (stored as Blobs; the arrays are copied). */
-export async function putModel(key: string, label: string, files: Map<string, Uint8Array>): Promise<void> {
-  const list = [...files].map(([name, data]) => ({ name, blob: new Blob([data as BlobPart]) }));
+/** Cache a (pruned) model's files under `key` (stored as Blobs; arrays are copied). */
+export async function putModel(key: string, label: string, files: Map<string, Uint8Array | Blob>): Promise<void> {
+  const list = [...files].map(([name, data]) => ({ name, blob: data instanceof Blob ? data : new Blob([data as BlobPart]) }));
   const record: ModelRecord = { v: RECORD_VERSION, label, files: list, bytes: list.reduce((s, f) => s + f.blob.size, 0), updated: Date.now() };
   try {
     await set(key, record, modelsStore());

@@ -1,12 +1,31 @@
 /**
  * The app's state and actions: the model in the worker, the current run and its result,
- * generations, and the error banner. Components read this store and call its methods; the
+ * generations, the evaluation, exports, and the error banner. Components read this store and call its methods; the
  * work itself happens in workers/lopper.worker.ts through LopperClient.
  */
+import { isTask, TASK_SPECS, TASKS, type TaskName } from '../../engine/eval/tasks';
 import { catalogEntry, fileUrl, HUB, localMirrorBase } from '../../engine/store/catalog';
 import { getHfToken, getStoredFile } from '../../engine/store/download';
 import { LopperClient, WorkerError } from '../client';
-import type { Backend, DeviceInfo, GenerateSettings, ModelSource, ModelSummary, Progress, RunResult, Variant } from '../protocol';
+import { bytes } from '../format';
+import {
+  exportBaseName,
+  MODE_LABEL,
+  type Backend,
+  type DeviceInfo,
+  type EvalResult,
+  type EvalSettings,
+  type ExportFormat,
+  type ExportStream,
+  type GenerateSettings,
+  type ModelSource,
+  type ModelSummary,
+  type Progress,
+  type RunResult,
+  type TaskData,
+  type Variant,
+} from '../protocol';
+import { dataBase } from '../texts';
 import { Settings } from './settings.svelte';
 
 /** What the error banner offers as the way forward. */
@@ -44,6 +63,85 @@ export interface GenerateOptions {
   seed: number;
 }
 
+/** What the export panel is writing: a model in a format. */
+export interface ExportTask extends Task {
+  variant: Variant;
+  format: ExportFormat;
+}
+
+/** The evaluation panel's choices, in the URL (tasks, items, qa) like the run's settings, so a setup is a link. */
+export class EvalChoice {
+  static readonly DEFAULT_LIMIT = 100;
+  /** in TASKS order */
+  tasks = $state<TaskName[]>([...TASKS]);
+  /** items per task */
+  limit = $state(EvalChoice.DEFAULT_LIMIT);
+  /** null: the data mirror when it answers, else the Hugging Face datasets server */
+  data = $state<TaskData | null>(null);
+
+  constructor(search = globalThis.location?.search ?? '') {
+    const q = new URLSearchParams(search);
+    const tasks = (q.get('tasks') ?? '').split(',').filter(isTask);
+    if (tasks.length) this.tasks = TASKS.filter((t) => tasks.includes(t));
+    const n = Number(q.get('items'));
+    if (q.has('items') && Number.isInteger(n) && n >= 1) this.limit = n;
+    const d = q.get('qa');
+    if (d === 'mirror' || d === 'hub') this.data = d;
+  }
+
+  toggle(task: TaskName, on: boolean): void {
+    this.tasks = TASKS.filter((t) => (t === task ? on : this.tasks.includes(t)));
+  }
+
+  /** What differs from the defaults, as URL parameters. */
+  params(): Record<string, string> {
+    const p: Record<string, string> = {};
+    if (this.tasks.length !== TASKS.length) p.tasks = this.tasks.join(',');
+    if (this.limit !== EvalChoice.DEFAULT_LIMIT) p.items = String(this.limit);
+    if (this.data) p.qa = this.data;
+    return p;
+  }
+
+  writeUrl(): void {
+    const url = new URL(location.href);
+    for (const k of ['tasks', 'items', 'qa']) url.searchParams.delete(k);
+    for (const [k, v] of Object.entries(this.params())) url.searchParams.set(k, v);
+    if (url.href !== location.href) history.replaceState(history.state, '', url);
+  }
+}
+
+type SavePicker = (opts: { suggestedName: string; types?: { description: string; accept: Record<string, string[]> }[] }) => Promise<FileSystemFileHandle>;
+
+/**
+ * Where a download goes, chosen while the click's user activation lasts: a file the person
+ * picks (File System Access API: the bytes stream to disk), or null for a plain download
+ * (the bytes gather in a Blob first). Undefined: the person closed the picker.
+ */
+async function chooseFile(name: string, description: string, ext: string, mime: string): Promise<FileSystemWritableFileStream | null | undefined> {
+  const picker = (globalThis as unknown as { showSaveFilePicker?: SavePicker }).showSaveFilePicker;
+  if (!picker) return null;
+  try {
+    const handle = await picker({ suggestedName: name, types: [{ description, accept: { [mime]: [ext] } }] });
+    return await handle.createWritable();
+  } catch (e) {
+    if ((e as DOMException)?.name === 'AbortError') return undefined;
+    return null; // the picker is refused here (a frame, a policy): download instead
+  }
+}
+
+/** A plain download of `blob` named `name` (<a download>). */
+function download(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.style.display = 'none';
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 const BASE_KEY = 'lopper.base';
 /** A catalog model linked in the URL loads at once when it is this small (or already stored). */
 const AUTO_LOAD_BYTES = 100e6;
@@ -57,6 +155,8 @@ const TITLES: Record<string, string> = {
   network: 'Download failed',
   'not-found': 'Not found',
   text: 'Text not available',
+  'task-data': 'Task data not available',
+  save: 'Could not save the file',
   'no-model': 'No model yet',
   'bad-input': 'Cannot do that',
   'bad-option': 'Cannot do that',
@@ -78,6 +178,8 @@ const HINTS: Record<string, { hint: string; actions: Action[] }> = {
   network: { hint: 'Check the connection or the download source, then try again; what was downloaded is kept.', actions: ['retry', 'use-hub'] },
   'not-found': { hint: 'Check the download source (base URL) or the file names.', actions: ['use-hub', 'retry'] },
   text: { hint: 'Paste or upload a text of your own, or serve the data mirror.', actions: ['custom-text'] },
+  'task-data': { hint: 'Choose the other source of task data in the evaluation panel (the data mirror or the Hugging Face datasets server), then evaluate again.', actions: ['retry'] },
+  save: { hint: 'Choose another place to save it, or free disk space, and export again.', actions: ['retry'] },
   'no-model': { hint: 'Choose a model first.', actions: [] },
   internal: { hint: 'Try again; if it repeats, reload the page (stored models and results are kept).', actions: ['retry', 'reload'] },
 };
@@ -93,6 +195,7 @@ function readSavedBase(): string | null {
 export class AppState {
   readonly client = new LopperClient();
   readonly settings = new Settings();
+  readonly evalChoice = new EvalChoice();
 
   device = $state<DeviceInfo | null>(null);
   model = $state<ModelSummary | null>(null);
@@ -115,19 +218,29 @@ export class AppState {
   /** asks the token field to show itself (an 'auth' way forward) */
   tokenFocus = $state(0);
   customTextFocus = $state(0);
+  /** whether the data mirror serves the zero-shot tasks ({data base}/qa/) */
+  qaMirror = $state<boolean | null>(null);
+  /** the evaluation shown (of the current run's models) */
+  evaluation = $state<EvalResult | null>(null);
+  evaluating = $state<Task | null>(null);
+  exporting = $state<ExportTask | null>(null);
 
   /** the local-mirror probe (catalog downloads wait for it, so they use the right base) */
   private readonly probe: Promise<void>;
   private lastSource: ModelSource | null = null;
   private retry: (() => void) | null = null;
   private cachedLookup = 0;
+  private evalLookup = 0;
+  private exportCancelled = false;
 
   constructor() {
     this.probe = this.probeMirror();
+    void this.probeQaMirror();
     this.client.onCrash = (message) => {
       this.model = null;
       this.result = null;
-      this.loading = this.running = null;
+      this.evaluation = null;
+      this.loading = this.running = this.evaluating = this.exporting = null;
       this.generating = null;
       this.setError('internal', message, () => this.lastSource && this.loadSource(this.lastSource));
     };
@@ -139,7 +252,7 @@ export class AppState {
   }
 
   get busy(): boolean {
-    return this.loading !== null || this.running !== null || this.generating !== null;
+    return this.loading !== null || this.running !== null || this.generating !== null || this.evaluating !== null || this.exporting !== null;
   }
 
   /** Device facts, the download source, and a model linked in the URL. */
@@ -159,6 +272,16 @@ export class AppState {
     }
     this.mirror = ok;
     if (!this.base) this.base = ok ? localMirrorBase() : HUB;
+  }
+
+  /** Whether the data mirror serves the task files (one small file answers for all). */
+  private async probeQaMirror(): Promise<void> {
+    try {
+      const res = await fetch(`${dataBase()}/qa/${TASK_SPECS.copa.localFile}`, { method: 'HEAD', cache: 'no-store' });
+      this.qaMirror = res.ok;
+    } catch {
+      this.qaMirror = false;
+    }
   }
 
   setBase(base: string): void {
@@ -221,6 +344,7 @@ export class AppState {
       const summary = await call.promise;
       this.model = summary;
       this.result = null;
+      this.evaluation = null;
       this.generations = { dense: null, baseline: null, prunecomp: null };
       // (App looks up a stored result for the current settings once the model is in)
     } catch (e) {
@@ -357,6 +481,145 @@ export class AppState {
 
   cancelGenerate(): void {
     if (this.generating !== null) this.client.cancel(this.generating);
+  }
+
+  // ---- evaluating -----------------------------------------------------------------------------
+
+  /** Where the task data comes from: the chosen source, else the mirror when it answers, else the hub. */
+  get evalData(): TaskData {
+    return this.evalChoice.data ?? (this.qaMirror === false ? 'hub' : 'mirror');
+  }
+
+  evalSettings(): EvalSettings {
+    const c = this.evalChoice;
+    return { tasks: TASKS.filter((t) => c.tasks.includes(t)), limit: c.limit, data: this.evalData, dataBase: dataBase(), backend: this.backend };
+  }
+
+  /** Whether the shown evaluation is of the current run with the current choices. */
+  get evaluationMatches(): boolean {
+    const e = this.evaluation;
+    if (!e || !this.result || e.runKey !== this.result.key) return false;
+    const s = this.evalSettings();
+    return e.settings.limit === s.limit && e.settings.data === s.data && e.settings.backend === s.backend && e.settings.tasks.join() === s.tasks.join();
+  }
+
+  /** Show a stored evaluation of the current run for the current choices, if there is one (computes nothing). */
+  async lookupEvaluation(): Promise<void> {
+    const run = this.result;
+    if (!this.model || !run || this.evaluating || this.running) return;
+    const settings = this.evalSettings();
+    if (settings.tasks.length === 0 || !(settings.limit >= 1)) return;
+    const ticket = ++this.evalLookup;
+    try {
+      const r = await this.client.call('evalCached', { settings, runKey: run.key }).promise;
+      if (ticket !== this.evalLookup || this.evaluating) return;
+      if (r) this.evaluation = r;
+      else if (this.evaluation && this.evaluation.runKey !== run.key) this.evaluation = null; // another run's
+    } catch {
+      // nothing stored to show: the panel offers Evaluate
+    }
+  }
+
+  async evaluate(recompute = false): Promise<void> {
+    const run = this.result;
+    if (!this.model || !run || this.evaluating) return;
+    this.clearMessages();
+    const settings = this.evalSettings();
+    if (settings.tasks.length === 0) {
+      this.setError('bad-option', 'no task is chosen: tick at least one task to evaluate on', null);
+      return;
+    }
+    const call = this.client.call('evaluate', { settings, runKey: run.key, recompute }, { onProgress: (p) => this.evaluating && (this.evaluating.progress = p) });
+    this.evaluating = { id: call.id, title: 'Evaluating', progress: null };
+    this.evalLookup++; // a lookup in flight must not overwrite this result
+    try {
+      this.evaluation = await call.promise;
+      if (this.evaluation.warnings?.length) this.notice = this.evaluation.warnings.join(' ');
+    } catch (e) {
+      this.fail(e, () => this.evaluate(recompute), 'The evaluation');
+    } finally {
+      if (this.evaluating?.id === call.id) this.evaluating = null;
+      this.storageVersion++;
+    }
+  }
+
+  cancelEvaluate(): void {
+    if (this.evaluating) this.client.cancel(this.evaluating.id);
+  }
+
+  // ---- exporting ------------------------------------------------------------------------------
+
+  /** The file name an export gets. */
+  exportName(variant: Variant, format: ExportFormat): string {
+    return `${exportBaseName(this.model?.name ?? 'model', variant, format, this.result)}.zip`;
+  }
+
+  /**
+   * One model in one format as a .zip. Where the browser lets the page write files (File
+   * System Access API), the person picks the file first and the archive streams to it as
+   * the worker writes it, never whole in memory; elsewhere it is gathered into a Blob and
+   * downloaded.
+   */
+  async exportModel(variant: Variant, format: ExportFormat): Promise<void> {
+    if (!this.model || this.exporting) return;
+    this.clearMessages();
+    const name = this.exportName(variant, format);
+    const file = await chooseFile(name, 'ZIP archive', '.zip', 'application/zip');
+    if (file === undefined) return; // the person closed the picker
+    let saving: Promise<void> = Promise.resolve();
+    const call = this.client.call(
+      'export',
+      { model: variant, format, runKey: variant === 'dense' ? undefined : this.result?.key },
+      {
+        onProgress: (p) => this.exporting && (this.exporting.progress = p),
+        onStream: (s: ExportStream) => {
+          saving = file ? s.stream.pipeTo(file) : new Response(s.stream).blob().then((b) => download(new Blob([b], { type: 'application/zip' }), s.name));
+          saving.catch(() => undefined); // awaited below
+        },
+      },
+    );
+    const label = variant === 'dense' ? 'dense' : variant === 'baseline' ? 'baseline' : MODE_LABEL[this.result?.settings.mode ?? 'prunecomp'];
+    this.exporting = { id: call.id, title: `Exporting the ${label} model: ${name}`, progress: null, variant, format };
+    this.exportCancelled = false;
+    let failure: unknown = null;
+    let result = null;
+    try {
+      result = await call.promise;
+    } catch (e) {
+      failure = e;
+    }
+    try {
+      await saving;
+    } catch (e) {
+      // Writing failed (disk full, the file was removed) and the worker stopped because of it:
+      // the write is the cause. A cancel, or the worker's own failure, speaks for itself.
+      const workerStopped = failure === null || (failure instanceof WorkerError && failure.code === 'cancelled');
+      if (workerStopped && !this.exportCancelled) failure = new WorkerError({ code: 'save', message: `${name} could not be written (${(e as Error)?.message ?? e})` });
+    }
+    if (failure && file) await file.abort().catch(() => undefined); // no half-written file is left
+    if (this.exporting?.id === call.id) this.exporting = null;
+    if (failure) this.fail(failure, () => this.exportModel(variant, format), 'The export');
+    else if (result) this.notice = `Saved ${result.name} (${bytes(result.bytes)}).`;
+  }
+
+  cancelExport(): void {
+    if (!this.exporting) return;
+    this.exportCancelled = true;
+    this.client.cancel(this.exporting.id);
+  }
+
+  /** Save a small text file (the plan): to a picked file, or as a download. */
+  async saveText(name: string, text: string, mime = 'application/json'): Promise<void> {
+    const file = await chooseFile(name, 'JSON', name.slice(name.lastIndexOf('.')), mime);
+    if (file === undefined) return;
+    try {
+      if (file) {
+        await file.write(text);
+        await file.close();
+      } else download(new Blob([text], { type: mime }), name);
+    } catch (e) {
+      this.setError('save', `${name} could not be written (${(e as Error).message})`, () => void this.saveText(name, text, mime));
+    }
   }
 
   // ---- errors ---------------------------------------------------------------------------------
