@@ -18,17 +18,19 @@ export interface EvalArgs {
   limit?: number;
   /** a folder of llm-foundry .jsonl files, or "hub" (the Hugging Face datasets server) */
   data?: string;
+  /** the datasets server's address, for --data hub (default: Hugging Face's) */
+  datasetsServer?: string;
   dump?: string;
   json: boolean;
 }
 
 /** Items of each task, from a folder of .jsonl files or from the hub (first `limit` only). */
-export async function loadTasks(names: TaskName[], data: string, limit?: number): Promise<TaskItems[]> {
+export async function loadTasks(names: TaskName[], data: string, limit?: number, datasetsServer?: string): Promise<TaskItems[]> {
   const out: TaskItems[] = [];
   for (const task of names) {
     if (data === 'hub') {
       const { fetchTaskItems } = await import('../engine/eval/hub');
-      out.push({ task, items: await fetchTaskItems(task, { limit }) });
+      out.push({ task, items: await fetchTaskItems(task, { limit, baseUrl: datasetsServer }) });
       continue;
     }
     const file = join(data, TASK_SPECS[task].localFile);
@@ -72,7 +74,7 @@ export function resultsJson(results: TaskResult[]) {
 export async function evalCommand(ck: Checkpoint, runtime: Runtime, args: EvalArgs, print: (s: string) => void): Promise<void> {
   const names = parseTaskList(args.tasks);
   const data = args.data ?? (existsSync(SHARED_QA) ? SHARED_QA : 'hub');
-  const tasks = await loadTasks(names, data, args.limit);
+  const tasks = await loadTasks(names, data, args.limit, args.datasetsServer);
   const dump = args.dump === undefined ? undefined : await open(args.dump, 'w');
   const engine = new Engine(ck, runtime);
   try {

@@ -49,7 +49,7 @@ commands:
   eval      --model MODEL --task TASK[,TASK…] [--limit N] [--data DIR|hub] [--dump FILE] [--json]
             zero-shot accuracy (lm-eval-harness conventions); TASK: ${TASKS.join('|')}
             --data: a folder of the tasks' .jsonl files (default ../shared/data/qa when present)
-            or hub (the Hugging Face datasets server); --dump: one JSON line per item
+            or hub (the Hugging Face datasets server, or --datasets-server URL); --dump: one JSON line per item
 
 pruning options:
   METRIC             ${METRICS.join('|')}
@@ -315,8 +315,15 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
 
   async eval(argv) {
-    const v = parse(argv, { ...common, task: { type: 'string' }, limit: { type: 'string' }, data: { type: 'string' }, dump: { type: 'string' } });
-    const args = { tasks: required(v, 'task'), limit: int(v, 'limit'), data: v.data as string | undefined, dump: v.dump as string | undefined, json: !!v.json };
+    const v = parse(argv, { ...common, task: { type: 'string' }, limit: { type: 'string' }, data: { type: 'string' }, 'datasets-server': { type: 'string' }, dump: { type: 'string' } });
+    const args = {
+      tasks: required(v, 'task'),
+      limit: int(v, 'limit'),
+      data: v.data as string | undefined,
+      datasetsServer: v['datasets-server'] as string | undefined,
+      dump: v.dump as string | undefined,
+      json: !!v.json,
+    };
     const ck = await openModel(v);
     await evalCommand(ck, await runtimeFor(v), args, out);
   },

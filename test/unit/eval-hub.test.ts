@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { LopperError } from '../../src/engine/errors';
+import { lopper } from '../helpers/cli';
 import {
   fetchTaskItems,
   HUB_SOURCES,
@@ -476,5 +477,24 @@ describe('fetchTaskItems against a datasets server', () => {
     expect(typeof globalThis.indexedDB).toBe('undefined');
     expect(await loadTaskItems('winogrande', { baseUrl: base, limit: 120 })).toEqual(expectedItems('winogrande').slice(0, 120));
     expect(seen.length).toBe(2);
+  });
+});
+
+// --- the CLI: lopper eval --data hub -----------------------------------------------------------
+describe('lopper eval --data hub', () => {
+  test('scores the items the datasets server gives exactly as the same items from the local files', async () => {
+    const args = ['eval', '--model', '../shared/models/stories260K/stories260K.bin', '--task', 'arc_easy,winogrande', '--limit', '30', '--json'];
+    const hub = await lopper(...args, '--data', 'hub', '--datasets-server', base);
+    const local = await lopper(...args, '--data', QA);
+    expect(hub.code).toBe(0);
+    expect(local.code).toBe(0);
+    expect(JSON.parse(hub.stdout).results).toEqual(JSON.parse(local.stdout).results);
+    expect(seen.map((s) => [s.dataset, s.offset, s.length])).toEqual([
+      ['allenai/ai2_arc', 0, 30],
+      ['allenai/winogrande', 0, 30],
+    ]);
+    const down = await lopper(...args, '--data', 'hub', '--datasets-server', 'http://127.0.0.1:9');
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain('127.0.0.1:9');
   });
 });
