@@ -7,13 +7,13 @@
  */
 import { mount, tick, unmount } from 'svelte';
 import { afterEach, beforeEach, expect, it, vi } from 'vitest';
-import { loadLlama2c } from '../../src/engine/formats/llama2c';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
 import { prune } from '../../src/engine/prune/plan';
 import { Engine } from '../../src/engine/runtime/engine';
 import { browserRuntime } from '../../src/engine/runtime/web';
 import { cutWindows } from '../../src/engine/text/windows';
 import App from '../../src/ui/App.svelte';
+import { fetchShared, loadStories260K } from './helpers/shared';
 
 const W = 64;
 const K = 4;
@@ -68,19 +68,10 @@ async function loadStories() {
   );
 }
 
-async function fetchBytes(path: string): Promise<Uint8Array> {
-  const r = await fetch(`${__LOPPER_SHARED_FS__}/${path}`);
-  expect(r.ok).toBe(true);
-  return new Uint8Array(await r.arrayBuffer());
-}
-
 /** What the engine gives directly for the same settings: lopper compare's protocol. */
 async function direct() {
-  const ck: Checkpoint = loadLlama2c(await fetchBytes('models/stories260K/stories260K.bin'), await fetchBytes('models/stories260K/tok512.bin'), {
-    model: 'stories260K.bin',
-    tokenizer: 'tok512.bin',
-  });
-  const text = async (p: string) => new TextDecoder().decode(await fetchBytes(`data/${p}`));
+  const ck: Checkpoint = await loadStories260K();
+  const text = async (p: string) => new TextDecoder().decode(await fetchShared(`data/${p}`));
   const ids = (t: string) => [ck.config.bosTokenId, ...ck.tokenizer.encode(t)];
   const windows = cutWindows(ids(await text('tinystories/calib.txt')), W, K);
   const evalIds = ids(await text('tinystories/eval.txt'));
@@ -247,8 +238,8 @@ it('says what is wrong when a model URL does not exist', async () => {
 
 it('opens a llama2.c model from local files (nothing uploaded, nothing stored)', async () => {
   const files = [
-    new File([(await fetchBytes('models/stories260K/stories260K.bin')) as BlobPart], 'stories260K.bin'),
-    new File([(await fetchBytes('models/stories260K/tok512.bin')) as BlobPart], 'tok512.bin'),
+    new File([(await fetchShared('models/stories260K/stories260K.bin')) as BlobPart], 'stories260K.bin'),
+    new File([(await fetchShared('models/stories260K/tok512.bin')) as BlobPart], 'tok512.bin'),
   ];
   const input = [...target.querySelectorAll<HTMLInputElement>('input[type=file]')].find((i) => i.closest('label')?.textContent?.includes('Open model files'))!;
   const dt = new DataTransfer();

@@ -4,7 +4,6 @@
  * statistics; greedy KV-cache generation gives the reference's token ids.
  */
 import { describe, expect, test } from 'vitest';
-import { loadLlama2c } from '../../src/engine/formats/llama2c';
 import type { AttentionImpl } from '../../src/engine/graph/llama';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
 import { ReferenceModel } from '../../src/engine/reference/forward';
@@ -13,23 +12,12 @@ import { argmax } from '../../src/engine/runtime/sampler';
 import { browserRuntime, type Backend } from '../../src/engine/runtime/web';
 import { maxRelError } from '../helpers/compare';
 import { randomCheckpoint } from '../helpers/random-checkpoint';
+import { loadStories260K } from './helpers/shared';
 
 const TOL = 1e-4;
 
-async function fetchBytes(path: string): Promise<Uint8Array> {
-  const r = await fetch(`${__LOPPER_SHARED_FS__}/${path}`);
-  expect(r.ok).toBe(true);
-  return new Uint8Array(await r.arrayBuffer());
-}
-
-let stories: Checkpoint | undefined;
-async function loadStories(): Promise<Checkpoint> {
-  stories ??= loadLlama2c(await fetchBytes('models/stories260K/stories260K.bin'), await fetchBytes('models/stories260K/tok512.bin'), {
-    model: 'stories260K.bin',
-    tokenizer: 'tok512.bin',
-  });
-  return stories;
-}
+let stories: Promise<Checkpoint> | undefined;
+const loadStories = (): Promise<Checkpoint> => (stories ??= loadStories260K());
 
 function greedyReference(ck: Checkpoint, prompt: number[], n: number): number[] {
   const ref = new ReferenceModel(ck);

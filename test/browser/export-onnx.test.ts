@@ -11,11 +11,11 @@ import * as ort from 'onnxruntime-web/webgpu';
 import wasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { exportOnnxBundle, ONNX_DATA, type OnnxBundleOptions } from '../../src/engine/export/onnx';
-import { loadLlama2c } from '../../src/engine/formats/llama2c';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
 import { removeLayers } from '../../src/engine/prune/surgery';
 import { Engine } from '../../src/engine/runtime/engine';
 import { browserRuntime } from '../../src/engine/runtime/web';
+import { loadStories260K } from './helpers/shared';
 
 const PROMPT_IDS = [1, 403, 407, 261, 378]; // "Once upon a time" with tok512
 const NEW_TOKENS = 30;
@@ -55,20 +55,8 @@ beforeAll(() => {
   env.backends.onnx.wasm!.wasmPaths = { wasm: wasmUrl };
 });
 
-async function fetchBytes(path: string): Promise<Uint8Array> {
-  const r = await fetch(`${__LOPPER_SHARED_FS__}/${path}`);
-  expect(r.ok).toBe(true);
-  return new Uint8Array(await r.arrayBuffer());
-}
-
-let stories: Checkpoint | undefined;
-async function loadStories(): Promise<Checkpoint> {
-  stories ??= loadLlama2c(await fetchBytes('models/stories260K/stories260K.bin'), await fetchBytes('models/stories260K/tok512.bin'), {
-    model: 'stories260K.bin',
-    tokenizer: 'tok512.bin',
-  });
-  return stories;
-}
+let stories: Promise<Checkpoint> | undefined;
+const loadStories = (): Promise<Checkpoint> => (stories ??= loadStories260K());
 
 async function engineGreedy(ck: Checkpoint): Promise<number[]> {
   const engine = new Engine(ck, browserRuntime('wasm'));

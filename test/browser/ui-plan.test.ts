@@ -4,19 +4,13 @@
  * bits — for every mode and both folds.
  */
 import { expect, test } from 'vitest';
-import { loadLlama2c } from '../../src/engine/formats/llama2c';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
 import type { Metric } from '../../src/engine/prune/metrics';
 import { prune, type Mode } from '../../src/engine/prune/plan';
 import { browserRuntime } from '../../src/engine/runtime/web';
 import { cutWindows } from '../../src/engine/text/windows';
 import { applyPlan } from '../../workers/lib/run';
-
-async function bytes(path: string): Promise<Uint8Array> {
-  const r = await fetch(`${__LOPPER_SHARED_FS__}/${path}`);
-  expect(r.ok).toBe(true);
-  return new Uint8Array(await r.arrayBuffer());
-}
+import { fetchShared, loadStories260K } from './helpers/shared';
 
 function sameModel(a: Checkpoint, b: Checkpoint) {
   expect(b.config).toEqual(a.config);
@@ -31,11 +25,8 @@ function sameModel(a: Checkpoint, b: Checkpoint) {
 }
 
 test('applyPlan rebuilds exactly what prune() built (compensated modes, both folds, the last layer, CL; the others only remove layers)', async () => {
-  const ck = loadLlama2c(await bytes('models/stories260K/stories260K.bin'), await bytes('models/stories260K/tok512.bin'), {
-    model: 'stories260K.bin',
-    tokenizer: 'tok512.bin',
-  });
-  const text = new TextDecoder().decode(await bytes('data/tinystories/calib.txt'));
+  const ck = await loadStories260K();
+  const text = new TextDecoder().decode(await fetchShared('data/tinystories/calib.txt'));
   const windows = cutWindows([1, ...ck.tokenizer.encode(text)], 64, 2);
   const runtime = browserRuntime('wasm');
   const cases: { metric: Metric; mode: Mode; fold: 'paper' | 'tied'; layers: number }[] = [

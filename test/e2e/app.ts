@@ -20,6 +20,19 @@ export interface RunSetup {
   eval: string;
 }
 
+/** stories260K, BI, 2 layers, Prune&Comp vs baseline on WASM: small enough for 2 cores (and SwiftShader), large enough to mean something. */
+export const STORIES_RUN: RunSetup = {
+  backend: 'wasm',
+  metric: 'bi',
+  layers: 2,
+  mode: 'prunecomp',
+  fold: 'paper',
+  windows: 4,
+  window: 128,
+  calib: 'tinystories-calib',
+  eval: 'tinystories-eval',
+};
+
 export interface Perplexities {
   dense: number;
   baseline: number;

@@ -39,24 +39,14 @@ import {
   waitForResults,
   waitForTestId,
   type EvalSetup,
-  type RunSetup,
+  STORIES_RUN,
 } from './app';
 import { openBrowser, type Browser } from './browser';
 import { sharedDir } from './cli';
 
 const MODEL = path.join(sharedDir, 'models/stories260K/stories260K.bin');
 
-const SETUP: RunSetup = {
-  backend: 'wasm',
-  metric: 'bi',
-  layers: 2,
-  mode: 'prunecomp',
-  fold: 'paper',
-  windows: 4,
-  window: 128,
-  calib: 'tinystories-calib',
-  eval: 'tinystories-eval',
-};
+const SETUP = STORIES_RUN;
 const EVAL: EvalSetup = { tasks: ['arc_easy', 'copa'], limit: 20, data: 'mirror' };
 
 /** The pruned weights in the browser (onnxruntime-web WASM) against the CLI's (onnxruntime-node): the scales differ by float32 rounding. */

@@ -7,24 +7,14 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorText, perplexities, runButton, setUpRun, waitForResults, waitForTestId, type RunSetup } from './app';
+import { errorText, perplexities, runButton, setUpRun, waitForResults, waitForTestId, STORIES_RUN, type RunSetup } from './app';
 import { openBrowser, type Browser } from './browser';
 import { sharedDir } from './cli';
 import { startPreview, type AppServer } from './servers';
 
 const MODEL_FILE = 'stories260K/stories260K.bin';
 
-const QUICK: RunSetup = {
-  backend: 'wasm',
-  metric: 'bi',
-  layers: 2,
-  mode: 'prunecomp',
-  fold: 'paper',
-  windows: 2,
-  window: 64,
-  calib: 'tinystories-calib',
-  eval: 'tinystories-eval',
-};
+const QUICK: RunSetup = { ...STORIES_RUN, windows: 2, window: 64 };
 
 describe.sequential('faults', () => {
   let server: AppServer;

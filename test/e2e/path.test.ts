@@ -27,6 +27,7 @@ import {
   waitForResults,
   waitForTestId,
   type Perplexities,
+  STORIES_RUN,
   type RunSetup,
 } from './app';
 import { openBrowser, waitForOffline, type Browser } from './browser';
@@ -36,18 +37,7 @@ import { startPreview, type AppServer } from './servers';
 const MODEL_FILE = 'stories260K/stories260K.bin';
 const TOKENIZER_FILE = 'stories260K/tok512.bin';
 
-/** Small enough for a quick run on 2 cores (and on SwiftShader), large enough to mean something. */
-const SETUP: RunSetup = {
-  backend: 'wasm',
-  metric: 'bi',
-  layers: 2,
-  mode: 'prunecomp',
-  fold: 'paper',
-  windows: 4,
-  window: 128,
-  calib: 'tinystories-calib',
-  eval: 'tinystories-eval',
-};
+const SETUP = STORIES_RUN;
 
 /** The app's numbers against the CLI's (onnxruntime-node vs onnxruntime-web WASM: float32 rounding only). */
 const CLI_TOLERANCE = 1e-4;
