@@ -15,7 +15,7 @@ import { LopperError } from '../errors';
 import { hfFolderFiles, type HfExportOptions } from '../formats/hf';
 import { checkLlama2c, llama2cFiles } from '../formats/llama2c';
 import type { Checkpoint } from '../model/checkpoint';
-import { exportOnnxBundle, type OnnxBundleOptions } from './onnx';
+import { onnxBundleFiles, type OnnxBundleOptions } from './onnx';
 import type { ZipEntry } from './zip';
 
 export { planFiles, planDocument, planJson, pruneLayersLine, pruneLayersNote, PLAN_JSON, PRUNE_LAYERS_TXT } from './plan';
@@ -31,11 +31,6 @@ export type ExportEntry = ZipEntry;
 
 /** Options of the formats that have any: HF shard size, ONNX external data. */
 export type ExportOptions = HfExportOptions & OnnxBundleOptions;
-
-/** The transformers.js bundle's files (each one array: the graph, its external data, config and tokenizer). */
-function onnxFiles(ck: Checkpoint, opts: OnnxBundleOptions): ExportEntry[] {
-  return [...exportOnnxBundle(ck, opts)].map(([name, bytes]) => ({ name, size: bytes.length, chunks: bytes }));
-}
 
 /**
  * Throws what `format` cannot hold of `ck` (llama2.c: biases, RoPE scaling, …) without
@@ -62,6 +57,6 @@ export async function exportFiles(ck: Checkpoint, format: ExportFormat, opts: Ex
     case 'llama2c':
       return llama2cFiles(ck);
     case 'onnx':
-      return onnxFiles(ck, opts);
+      return onnxBundleFiles(ck, opts);
   }
 }

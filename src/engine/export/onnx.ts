@@ -21,7 +21,7 @@
  * files are found beside it. A caller whose config lacks the key can pass the same value as
  * from_pretrained's `use_external_data_format` option.
  */
-import { hfSideFiles } from '../formats/hf';
+import { hfSideFiles, type FolderFile } from '../formats/hf';
 import { concatChunks } from '../formats/safetensors';
 import { LopperError } from '../errors';
 import { llamaGraph } from '../graph/llama';
@@ -54,29 +54,31 @@ export interface TransformersJsConfig {
 
 /**
  * The files of a transformers.js model folder for `ck` (dense or pruned: the graph has one
- * past_key_values/present pair per remaining layer, numbered 0..L−1), by path in the folder,
- * in writing order. Each value is one file's bytes (no file exceeds the chunk size unless a
- * single tensor does), so a zip writer or a folder writer can stream the entries one by one.
+ * past_key_values/present pair per remaining layer, numbered 0..L−1), in writing order.
+ * External data files are chunks that view the graph's weights (nothing is concatenated),
+ * so a zip writer or a folder writer streams them.
  */
-export function exportOnnxBundle(ck: Checkpoint, opts: OnnxBundleOptions = {}): Map<string, Uint8Array> {
+export function onnxBundleFiles(ck: Checkpoint, opts: OnnxBundleOptions = {}): FolderFile[] {
   const threshold = opts.externalDataThreshold ?? DEFAULT_EXTERNAL_DATA_THRESHOLD;
   const chunkBytes = opts.externalDataChunkBytes ?? DEFAULT_EXTERNAL_DATA_CHUNK_BYTES;
   if (!(threshold >= 0)) throw new LopperError('bad-option', `externalDataThreshold must be ≥ 0 (got ${threshold})`);
   if (!(chunkBytes > 0)) throw new LopperError('bad-option', `externalDataChunkBytes must be > 0 (got ${chunkBytes})`);
 
   const graph = llamaGraph(ck, { kind: 'decode', io: 'transformers' }, 'ops');
-  const onnxFiles: [string, Uint8Array][] = [];
+  const onnxFiles: FolderFile[] = [];
   const jsConfig: TransformersJsConfig = { dtype: 'fp32' };
   if (graph.initializerBytes() > threshold) {
     const { model, data } = graph.encodeExternal({ location: ONNX_DATA.slice(ONNX_SUBFOLDER.length + 1), chunkBytes });
-    onnxFiles.push([ONNX_MODEL, model], ...data.map(({ location, bytes }): [string, Uint8Array] => [`${ONNX_SUBFOLDER}/${location}`, bytes]));
+    onnxFiles.push({ name: ONNX_MODEL, size: model.length, chunks: [model] });
+    for (const { location, size, chunks } of data) onnxFiles.push({ name: `${ONNX_SUBFOLDER}/${location}`, size, chunks });
     if (data.length > 0) jsConfig.use_external_data_format = data.length === 1 ? true : data.length;
   } else {
-    onnxFiles.push([ONNX_MODEL, graph.encode()]);
+    onnxFiles.push({ name: ONNX_MODEL, ...graph.encodeChunks() });
   }
+  return [...hfSideFiles(ck, { ...toHfConfig(ck.config), 'transformers.js_config': jsConfig }), ...onnxFiles];
+}
 
-  return new Map<string, Uint8Array>([
-    ...hfSideFiles(ck, { ...toHfConfig(ck.config), 'transformers.js_config': jsConfig }).map((f): [string, Uint8Array] => [f.name, concatChunks(f)]),
-    ...onnxFiles,
-  ]);
+/** onnxBundleFiles with each file in one array, by path. */
+export function exportOnnxBundle(ck: Checkpoint, opts: OnnxBundleOptions = {}): Map<string, Uint8Array> {
+  return new Map(onnxBundleFiles(ck, opts).map((f) => [f.name, concatChunks(f)]));
 }

@@ -1,6 +1,7 @@
 import {
   ElemType,
   encodeModel,
+  encodeModelChunks,
   type AttrValue,
   type ExternalRef,
   type GraphSpec,
@@ -126,6 +127,12 @@ export class GraphBuilder {
     return encodeModel(this.spec(), this.modelOptions());
   }
 
+  /** The encoded model as chunks (the weights are views of the initializers): for writing it out without one more copy. */
+  encodeChunks(): { size: number; chunks: Uint8Array[] } {
+    const { size, chunks } = encodeModelChunks(this.spec(), this.modelOptions());
+    return { size, chunks };
+  }
+
   /**
    * The model with its large initializers in external data files (ONNX's convention:
    * data_location EXTERNAL, location/offset/length entries; each tensor starts at a
@@ -136,21 +143,23 @@ export class GraphBuilder {
    */
   encodeExternal(opts: { location: string; chunkBytes?: number; minBytes?: number }): {
     model: Uint8Array;
-    data: { location: string; bytes: Uint8Array }[];
+    /** each file as chunks: views of the initializers and the zero padding between them (nothing is copied) */
+    data: { location: string; size: number; chunks: Uint8Array[] }[];
   } {
     const { location, chunkBytes = Infinity, minBytes = 1024 } = opts;
     const align = (n: number) => Math.ceil(n / 16) * 16;
-    const files: { location: string; size: number; tensors: { raw: Uint8Array; offset: number }[] }[] = [];
+    const files: { location: string; size: number; chunks: Uint8Array[] }[] = [];
     const refs = new Map<string, ExternalRef>();
     for (const t of this.inits) {
       if (t.raw.byteLength < minBytes) continue;
       let file = files.at(-1);
       if (!file || (file.size > 0 && align(file.size) + t.raw.byteLength > chunkBytes)) {
-        file = { location: files.length === 0 ? location : `${location}_${files.length}`, size: 0, tensors: [] };
+        file = { location: files.length === 0 ? location : `${location}_${files.length}`, size: 0, chunks: [] };
         files.push(file);
       }
       const offset = align(file.size);
-      file.tensors.push({ raw: t.raw, offset });
+      if (offset > file.size) file.chunks.push(new Uint8Array(offset - file.size));
+      file.chunks.push(t.raw);
       file.size = offset + t.raw.byteLength;
       refs.set(t.name, { location: file.location, offset, length: t.raw.byteLength });
     }
@@ -159,12 +168,7 @@ export class GraphBuilder {
       { ...spec, initializers: spec.initializers.map((t) => (refs.has(t.name) ? { ...t, external: refs.get(t.name) } : t)) },
       this.modelOptions(),
     );
-    const data = files.map((f) => {
-      const bytes = new Uint8Array(f.size);
-      for (const { raw, offset } of f.tensors) bytes.set(raw, offset);
-      return { location: f.location, bytes };
-    });
-    return { model, data };
+    return { model, data: files };
   }
 
   private modelOptions() {

@@ -222,6 +222,11 @@ export interface ModelOptions {
 
 /** Encode a ModelProto. IR version 8 (opset ≤ 18 era readers accept it). */
 export function encodeModel(g: GraphSpec, opts: ModelOptions): Uint8Array {
+  return encodeModelChunks(g, opts).concat();
+}
+
+/** The model's bytes as chunks (raw weights are views, not copies) and their total length, for streaming. */
+export function encodeModelChunks(g: GraphSpec, opts: ModelOptions): { size: number; chunks: Uint8Array[]; concat(): Uint8Array } {
   const graph = new Msg();
   for (const n of g.nodes) graph.message(1, node(n));
   graph.string(2, g.name);
@@ -241,5 +246,5 @@ export function encodeModel(g: GraphSpec, opts: ModelOptions): Uint8Array {
   };
   opset('', opts.opset);
   for (const [d, v] of Object.entries(opts.domains ?? {})) opset(d, v);
-  return model.concat();
+  return { size: model.length, chunks: model.chunks, concat: () => model.concat() };
 }
