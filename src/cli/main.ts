@@ -25,7 +25,7 @@ import { nodeRuntime } from '../engine/runtime/node';
 import type { Runtime } from '../engine/runtime/ort';
 import { cutWindows } from '../engine/text/windows';
 import { isMetric, METRICS, type Metric } from '../engine/prune/metrics';
-import { MODES, prune, type Mode, type Plan, type PruneOptions } from '../engine/prune/plan';
+import { MODES, prune, pruneWithBaseline, type Mode, type Plan, type PruneOptions } from '../engine/prune/plan';
 import { float, int, parse, required } from './args';
 import { checkOutDir, exportCommand, pruneOutFormat, writeModel } from './export';
 import { evalCommand } from './eval';
@@ -284,8 +284,8 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   async compare(argv) {
     const v = parse(argv, pruneArgs);
     const { ck, runtime, window, windows, evalIds, opts } = await pruneSetup(v, true);
-    const baseline = await prune(ck, runtime, windows, { ...opts, mode: 'baseline' });
-    const comp = await prune(ck, runtime, windows, { ...opts, mode: 'prunecomp' });
+    const { baseline, other } = await pruneWithBaseline(ck, runtime, windows, { ...opts, mode: 'prunecomp' });
+    const comp = other!;
     const dense = await perplexityOf(ck, runtime, evalIds!, window);
     const basePpl = await perplexityOf(baseline.checkpoint, runtime, evalIds!, window);
     const compPpl = await perplexityOf(comp.checkpoint, runtime, evalIds!, window);

@@ -27,7 +27,7 @@ import { lmHeadName, type Checkpoint } from '../../src/engine/model/checkpoint';
 import { toFloat32 } from '../../src/engine/model/tensor';
 import { Calibrated } from '../../src/engine/prune/calibration';
 import { seededUniform, type Barriers } from '../../src/engine/prune/metrics';
-import { prune, type PruneOptions, type PruneProgress } from '../../src/engine/prune/plan';
+import { prune, pruneWithBaseline, type PruneOptions, type PruneProgress } from '../../src/engine/prune/plan';
 import { foldScalePaper, foldScaleTied, removeLayers, untieEmbeddings } from '../../src/engine/prune/surgery';
 import { ReferenceModel } from '../../src/engine/reference/forward';
 import { nodeRuntime } from '../../src/engine/runtime/node';
@@ -332,5 +332,44 @@ describe('prune: bad input and cancellation', () => {
     await run('stories260K', { metric: 'bi', layers: 2, mode: 'prunecomp' });
     await run('stories260K', { metric: 'cl', layers: 2, mode: 'prunecomp' });
     expectUnchanged(ck, snap);
+  });
+});
+
+describe('pruneWithBaseline: the baseline and another mode on one calibration of the dense model', () => {
+  const cases: { metric: PruneOptions['metric']; mode: PruneOptions['mode'] }[] = [
+    { metric: 'bi', mode: 'prunecomp' },
+    { metric: 'ppl', mode: 'iterative' },
+    { metric: 'bi', mode: 'oneshot-comp' },
+    { metric: 'cl', mode: 'prunecomp' },
+    { metric: 'reverse', mode: 'prunecomp' },
+    { metric: 'angular', mode: 'baseline' },
+  ];
+  test.each(cases)('$metric, $mode: the plans and models of two prune() calls, one dense pass fewer', async ({ metric, mode }) => {
+    const { ck, windows } = models.stories260K;
+    const passes = { baseline: 0, separate: 0, shared: 0 };
+    const counting = (k: keyof typeof passes) => ({ onProgress: (done: number, total: number) => void (done === total && passes[k]++) });
+    const opts = { metric, layers: 2, fold: 'paper' as const };
+    const baseline = await prune(ck, runtime, windows, { ...opts, mode: 'baseline', calibration: counting('baseline') });
+    const other = mode === 'baseline' ? null : await prune(ck, runtime, windows, { ...opts, mode, calibration: counting('separate') });
+    let seen: unknown = null;
+    const shared = await pruneWithBaseline(ck, runtime, windows, { ...opts, mode, calibration: counting('shared'), onBaseline: (b) => (seen = b) });
+    expect(seen).toBe(shared.baseline);
+    expect(shared.baseline.plan).toEqual(baseline.plan);
+    expect(shared.other?.plan ?? null).toEqual(other?.plan ?? null);
+    for (const [a, b] of [[shared.baseline, baseline], ...(other ? [[shared.other!, other]] : [])]) {
+      expect([...a.checkpoint.tensors.keys()]).toEqual([...b.checkpoint.tensors.keys()]);
+      for (const [name, t] of a.checkpoint.tensors) expect(toFloat32(t), name).toEqual(toFloat32(b.checkpoint.tensors.get(name)!));
+    }
+    // Separately, a baseline that calibrates runs the dense pass the other mode runs again; shared, once.
+    const saved = passes.baseline > 0 && other !== null ? 1 : 0;
+    expect(passes.shared).toBe(passes.baseline + passes.separate - saved);
+    if (metric === 'bi' && mode === 'prunecomp') expect([passes.baseline + passes.separate, passes.shared]).toEqual([4, 3]);
+  });
+
+  test('a cancelled run releases the dense state and throws cancelled', async () => {
+    const { ck, windows } = models.stories260K;
+    const controller = new AbortController();
+    const r = pruneWithBaseline(ck, runtime, windows, { metric: 'bi', layers: 2, mode: 'prunecomp', signal: controller.signal, onBaseline: () => controller.abort() });
+    await expect(r).rejects.toEqual(lopperError('cancelled', /cancelled/));
   });
 });

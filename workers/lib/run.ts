@@ -8,7 +8,7 @@
  */
 import { LopperError } from '../../src/engine/errors';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
-import { prune, type Mode, type Plan, type PruneResult } from '../../src/engine/prune/plan';
+import { pruneWithBaseline, type Mode, type Plan } from '../../src/engine/prune/plan';
 import { foldScalePaper, foldScaleTied, removeLayers, untieEmbeddings } from '../../src/engine/prune/surgery';
 import { Engine } from '../../src/engine/runtime/engine';
 import type { Runtime } from '../../src/engine/runtime/ort';
@@ -100,7 +100,7 @@ export function runStages(s: RunSettings, modeLabel: string): { stage: string; l
   return [
     { stage: 'text', label: 'reading and tokenizing the texts', weight: 0.2 },
     { stage: 'prune-baseline', label: 'baseline: scoring on the dense model', weight: K },
-    ...(compared ? [{ stage: 'prune', label: `${modeLabel}: pruning step by step`, weight: K * (1 + s.layers) }] : []),
+    ...(compared ? [{ stage: 'prune', label: `${modeLabel}: pruning step by step`, weight: K * s.layers }] : []),
     { stage: 'ppl-dense', label: 'perplexity of the dense model', weight: E },
     { stage: 'ppl-baseline', label: 'perplexity of the baseline', weight: E },
     ...(compared ? [{ stage: 'ppl-prunecomp', label: `perplexity of ${modeLabel}`, weight: E }] : []),
@@ -152,32 +152,31 @@ export async function runPruning(inp: RunInputs, tracker: Tracker, signal: Abort
     calibration,
   };
 
+  // One calibration of the dense model serves both: the baseline scores it, the other mode starts from it.
   tracker.start('prune-baseline');
-  const baseline = await prune(ck, runtime, windows, { ...base, mode: 'baseline' });
+  const { baseline, other: compared } = await pruneWithBaseline(ck, runtime, windows, {
+    ...base,
+    mode: s.mode as Mode,
+    onBaseline: () => {
+      checkAbort(signal);
+      if (s.mode === 'baseline') return;
+      tracker.start('prune');
+      passes = 0;
+      expectedPasses = s.layers;
+    },
+    onProgress: (e) => {
+      const label =
+        e.phase === 'scored'
+          ? `${modeLabel}: step ${e.step} of ${e.steps}, removing layer ${e.removed}${e.scale !== 1 ? ` (s = ${e.scale.toFixed(4)})` : ''}`
+          : `${modeLabel}: step ${e.step} of ${e.steps} done, layer ${e.removed} removed`;
+      tracker.report(Math.min(passes, expectedPasses), expectedPasses, {
+        label,
+        force: true,
+        step: { index: e.step, count: e.steps, removed: e.removed, scale: e.scale },
+      });
+    },
+  });
   checkAbort(signal);
-
-  let compared: PruneResult | null = null;
-  if (s.mode !== 'baseline') {
-    tracker.start('prune');
-    passes = 0;
-    expectedPasses = 1 + s.layers;
-    compared = await prune(ck, runtime, windows, {
-      ...base,
-      mode: s.mode as Mode,
-      onProgress: (e) => {
-        const label =
-          e.phase === 'scored'
-            ? `${modeLabel}: step ${e.step} of ${e.steps}, removing layer ${e.removed}${e.scale !== 1 ? ` (s = ${e.scale.toFixed(4)})` : ''}`
-            : `${modeLabel}: step ${e.step} of ${e.steps} done, layer ${e.removed} removed`;
-        tracker.report(Math.min(passes, expectedPasses), expectedPasses, {
-          label,
-          force: true,
-          step: { index: e.step, count: e.steps, removed: e.removed, scale: e.scale },
-        });
-      },
-    });
-    checkAbort(signal);
-  }
 
   const ppl = async (stage: string, m: Checkpoint): Promise<PerplexityInfo> => {
     tracker.start(stage);

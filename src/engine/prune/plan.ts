@@ -130,12 +130,66 @@ function checkOptions(ck: Checkpoint, windows: readonly (readonly number[])[], o
   return barriers;
 }
 
+/** What a mode needs of the dense model: statistics (compensation, calibrated metrics) or only the model. */
+const needsCalibrated = (metric: Metric, mode: Mode) => mode === 'prunecomp' || mode === 'oneshot-comp' || needsCalibration(metric);
+
+async function denseState(ck: Checkpoint, runtime: Runtime, windows: readonly (readonly number[])[], opts: PruneOptions, calibrated: boolean): Promise<LayerSource> {
+  if (opts.signal?.aborted) throw cancelled();
+  return calibrated ? Calibrated.create(ck, runtime, windows, { ...opts.calibration, reuse: opts.reuse }) : { checkpoint: ck, windows };
+}
+
 /**
  * Prune `opts.layers` decoder layers of `ck` (see the file comment for the modes), scoring
  * on `windows` (token ids, BOS first, equal lengths). Returns the plan and the new model.
  */
 export async function prune(ck: Checkpoint, runtime: Runtime, windows: readonly (readonly number[])[], opts: PruneOptions): Promise<PruneResult> {
   const barriers = checkOptions(ck, windows, opts);
+  const start = await denseState(ck, runtime, windows, opts, needsCalibrated(opts.metric, opts.mode));
+  return pruneFrom(ck, start, runtime, windows, opts, barriers, true);
+}
+
+/**
+ * The baseline and `opts.mode` side by side on ONE calibration of the dense model: the
+ * baseline scores the dense statistics that the other mode's first step starts from, so the
+ * dense model runs through the calibration windows once, not twice. The plans and models
+ * equal two prune() calls'. `other` is null when opts.mode is 'baseline'.
+ */
+export async function pruneWithBaseline(
+  ck: Checkpoint,
+  runtime: Runtime,
+  windows: readonly (readonly number[])[],
+  opts: PruneOptions & { onBaseline?: (baseline: PruneResult) => void },
+): Promise<{ baseline: PruneResult; other: PruneResult | null }> {
+  const barriers = checkOptions(ck, windows, opts);
+  const start = await denseState(ck, runtime, windows, opts, needsCalibrated(opts.metric, opts.mode));
+  let baseline: PruneResult;
+  try {
+    baseline = await pruneFrom(ck, start, runtime, windows, { ...opts, mode: 'baseline', onProgress: undefined }, barriers, false);
+  } catch (e) {
+    if (start instanceof Calibrated) await start.dispose();
+    throw e;
+  }
+  opts.onBaseline?.(baseline);
+  if (opts.mode === 'baseline') {
+    if (start instanceof Calibrated) await start.dispose();
+    return { baseline, other: null };
+  }
+  return { baseline, other: await pruneFrom(ck, start, runtime, windows, opts, barriers, true) };
+}
+
+/**
+ * The modes from a dense state. Every state it derives is released; `start` too when
+ * `ownsStart` (a removal consumes the state it starts from in any case).
+ */
+async function pruneFrom(
+  ck: Checkpoint,
+  start: LayerSource,
+  runtime: Runtime,
+  windows: readonly (readonly number[])[],
+  opts: PruneOptions,
+  barriers: Barriers,
+  ownsStart: boolean,
+): Promise<PruneResult> {
   const { metric, mode, layers: n, signal } = opts;
   const L = ck.config.numLayers;
   const compensate = mode === 'prunecomp' || mode === 'oneshot-comp';
@@ -149,11 +203,7 @@ export async function prune(ck: Checkpoint, runtime: Runtime, windows: readonly 
   const progress = (phase: PruneProgress['phase'], step: PlanStep) =>
     opts.onProgress?.({ phase, step: steps.length + (phase === 'scored' ? 1 : 0), steps: n, removed: step.removed, scale: step.scale });
 
-  check();
-  let state: LayerSource =
-    compensate || needsCalibration(metric)
-      ? await Calibrated.create(ck, runtime, windows, { ...opts.calibration, reuse: opts.reuse })
-      : { checkpoint: ck, windows };
+  let state = start;
   const magnitudes: PruneResult['magnitudes'] = { dense: state instanceof Calibrated ? state.magnitudes() : null, pruned: null };
   let out: Checkpoint;
   try {
@@ -226,7 +276,7 @@ export async function prune(ck: Checkpoint, runtime: Runtime, windows: readonly 
     }
     if (state instanceof Calibrated && state.checkpoint === out) magnitudes.pruned = state.magnitudes();
   } finally {
-    if (state instanceof Calibrated) await state.dispose();
+    if (state instanceof Calibrated && (state !== start || ownsStart)) await state.dispose();
   }
 
   const plan: Plan = {
