@@ -373,6 +373,12 @@ async function generate(
 
 const GPU_LOST = /device (was |is )?lost|GPUDevice.*(lost|destroyed)|DXGI_ERROR|context lost/i;
 
+/** The words of a runtime error that say why the device went (onnxruntime wraps them in its internals). */
+function lossReason(message: string): string {
+  const phrase = message.match(/[^:.()]*\b(lost|destroyed)\b[^:.()]*/i);
+  return phrase ? phrase[0].trim() : 'no reason given';
+}
+
 function toErrorInfo(e: unknown, backend: Backend | undefined): ErrorInfo {
   const uiCode = (e as { uiCode?: string } | null)?.uiCode;
   if (backend === 'webgpu' && (gpuLost !== null || (e as { gpuLost?: boolean } | null)?.gpuLost)) {
@@ -385,7 +391,7 @@ function toErrorInfo(e: unknown, backend: Backend | undefined): ErrorInfo {
     return { code: 'quota', message: `browser storage is full (${message}): free space in the storage panel and try again` };
   }
   if (backend === 'webgpu' && GPU_LOST.test(message)) {
-    return { code: 'gpu-lost', message: `the WebGPU device was lost (${message}): switch to the WASM backend and run again` };
+    return { code: 'gpu-lost', message: `the WebGPU device was lost (${lossReason(message)}): switch to the WASM backend and run again` };
   }
   console.error(e);
   return { code: 'internal', message: `unexpected error: ${message}` };

@@ -1,7 +1,7 @@
 /**
  * Things going wrong, on the built app in real Chromium: a corrupt download (the mirror
- * serves a truncated file), a calibration the person cancels, and a model too large for the
- * device. Each ends with a clear message and an app that still works: the same browser
+ * serves a truncated file), a calibration the person cancels, a model too large for the
+ * device, and the WebGPU device lost mid-session. Each ends with a clear message and an app that still works: the same browser
  * then loads or prunes successfully. Screenshots under test-results/e2e/faults/.
  */
 import { readFileSync } from 'node:fs';
@@ -116,4 +116,103 @@ describe.sequential('faults', () => {
     expect(await errorText(p)).toBeNull();
     await browser.shot('after too large, pruned again');
   });
+});
+
+// On a page of its own: SwiftShader's WebGPU is slow, and this one should not inherit the state above.
+describe.sequential('faults: the GPU', () => {
+  let server: AppServer;
+  let browser: Browser;
+  const page = () => browser.page;
+
+  beforeAll(async () => {
+    server = await startPreview();
+    browser = await openBrowser('faults-gpu');
+    await browser.page.goto(server.url);
+    await waitForTestId(browser.page, 'catalog', 30_000);
+    await browser.page.getByRole('button', { name: 'Local mirror' }).click();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('the WebGPU device lost mid-run: a clear message, the model and earlier results kept, and WASM carries on', async () => {
+    const p = page();
+    if ((await p.getByTestId('model-summary').count()) === 0) {
+      await p.getByRole('button', { name: 'Load stories260K' }).click();
+      await waitForTestId(p, 'model-summary', 60_000);
+    }
+    // Note every GPUDevice that creates a buffer in the app's workers (onnxruntime's, whenever
+    // it was made), so the test can destroy it: GPUDevice.destroy() is how a real loss reaches
+    // the app (device.lost resolves, pending work fails).
+    for (const w of p.workers()) {
+      await w.evaluate(() => {
+        const g = globalThis as unknown as { __devices?: Set<GPUDevice>; GPUDevice?: { prototype: GPUDevice } };
+        if (!g.GPUDevice || g.__devices) return;
+        const devices = (g.__devices = new Set());
+        const createBuffer = g.GPUDevice.prototype.createBuffer;
+        g.GPUDevice.prototype.createBuffer = function (this: GPUDevice, ...args: Parameters<GPUDevice['createBuffer']>) {
+          devices.add(this);
+          return createBuffer.apply(this, args);
+        };
+      });
+    }
+    // SwiftShader is slow: a short pasted evaluation text (as the path test's WebGPU check).
+    const text = readFileSync(path.join(sharedDir, 'data/tinystories/eval.txt'), 'utf8').slice(0, 400);
+    const setUp = async (backend: 'wasm' | 'webgpu', layers: number) => {
+      await setUpRun(p, { ...QUICK, backend, layers, eval: 'custom' });
+      const area = p.getByRole('textbox', { name: 'Your evaluation text' });
+      if ((await area.inputValue()) !== text) await area.fill(text);
+    };
+    await setUp('webgpu', 1);
+    await runButton(p).click();
+    await waitForResults(p, 240_000);
+    const before = await perplexities(p);
+
+    // A new setup on WebGPU; its device is destroyed while it calibrates.
+    await setUp('webgpu', 2);
+    await runButton(p).click();
+    await expect.poll(() => p.getByTestId('run-progress-label').innerText().catch(() => ''), { timeout: 60_000, interval: 100 }).toMatch(/scoring|step/);
+    // Destroy every device seen so far, again until the run fails: a session may make its
+    // device just after a round (onnxruntime recovers with a fresh device between sessions).
+    const destroyAll = async () =>
+      (
+        await Promise.all(
+          p.workers().map((w) =>
+            w.evaluate(() => {
+              const devices = [...((globalThis as unknown as { __devices?: Set<GPUDevice> }).__devices ?? [])];
+              devices.forEach((d) => d.destroy());
+              return devices.length;
+            }),
+          ),
+        )
+      ).reduce((a, b) => a + b, 0);
+    const banner = p.getByTestId('error-banner');
+    let destroyed = 0;
+    for (let i = 0; i < 240 && !(await banner.isVisible()); i++) {
+      expect(await p.getByTestId('run-progress').count(), 'the run must not finish on a destroyed device').toBe(1);
+      destroyed += await destroyAll();
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(destroyed).toBeGreaterThan(0);
+    await banner.waitFor({ state: 'visible', timeout: 1_000 });
+    expect(await banner.getAttribute('data-code')).toBe('gpu-lost');
+    const message = await p.getByTestId('error-message').innerText();
+    console.log(`[e2e] lost GPU → ${message}`);
+    expect(message).toMatch(/^the WebGPU device was lost \(.*lost.*\): switch to the WASM backend/);
+    expect(message).not.toMatch(/onnxruntime|\.cc:|ERROR_CODE/); // plain words, not the runtime's internals
+    expect(await p.getByTestId('model-summary').count()).toBe(1);
+    expect(await perplexities(p)).toEqual(before); // the earlier result is still shown
+    await browser.shot('gpu lost mid-run');
+
+    // The way forward: switch to WASM; the same run completes there.
+    await banner.getByRole('button', { name: 'Switch to WASM' }).click();
+    expect(await p.locator('input[name=backend][value=wasm]').isChecked()).toBe(true);
+    await runButton(p).click();
+    await waitForResults(p, 240_000);
+    expect((await perplexities(p)).prunecomp).not.toBeNull();
+    expect(await errorText(p)).toBeNull();
+    await browser.shot('after gpu lost, on wasm');
+  }, 600_000);
 });
