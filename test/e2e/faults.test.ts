@@ -16,29 +16,32 @@ const MODEL_FILE = 'stories260K/stories260K.bin';
 
 const QUICK: RunSetup = { ...STORIES_RUN, windows: 2, window: 64 };
 
-describe.sequential('faults', () => {
-  let server: AppServer;
-  let browser: Browser;
-  const page = () => browser.page;
-
+/** The built app on its own server and browser page (catalog shown, local mirror chosen) for one describe block. */
+function appOnItsOwnPage(name: string): { server: AppServer; browser: Browser } {
+  const app = {} as { server: AppServer; browser: Browser };
   beforeAll(async () => {
-    server = await startPreview();
-    browser = await openBrowser('faults');
-    await browser.page.goto(server.url);
-    await waitForTestId(browser.page, 'catalog', 30_000);
-    await browser.page.getByRole('button', { name: 'Local mirror' }).click();
+    app.server = await startPreview();
+    app.browser = await openBrowser(name);
+    await app.browser.page.goto(app.server.url);
+    await waitForTestId(app.browser.page, 'catalog', 30_000);
+    await app.browser.page.getByRole('button', { name: 'Local mirror' }).click();
   });
-
   afterAll(async () => {
-    await browser?.close();
-    await server?.stop();
+    await app.browser?.close();
+    await app.server?.stop();
   });
+  return app;
+}
+
+describe.sequential('faults', () => {
+  const app = appOnItsOwnPage('faults');
+  const page = () => app.browser.page;
 
   it('a corrupt download (the mirror serves a truncated file) says so, keeps nothing broken, and a retry loads the model', async () => {
     const p = page();
     const real = new Uint8Array(readFileSync(path.join(sharedDir, 'models', MODEL_FILE)));
     // A complete, well-formed HTTP answer — with only the first 400 000 bytes of the file.
-    server.faults.set(MODEL_FILE, { kind: 'body', body: real.subarray(0, 400_000) });
+    app.server.faults.set(MODEL_FILE, { kind: 'body', body: real.subarray(0, 400_000) });
     await p.getByRole('button', { name: 'Load stories260K' }).click();
     const banner = p.getByTestId('error-banner');
     await banner.waitFor({ state: 'visible', timeout: 60_000 });
@@ -47,17 +50,17 @@ describe.sequential('faults', () => {
     // Plain words that name the problem (the file is short of its known size).
     expect(message).toMatch(/incomplete|truncated|corrupt|damaged|bytes|size|short/i);
     expect(await p.getByTestId('model-summary').count()).toBe(0);
-    await browser.shot('corrupt download');
+    await app.browser.shot('corrupt download');
 
     // The mirror is fixed; the way forward the banner offers loads the real model.
-    server.faults.clear();
-    const before = server.modelRequests().filter((r) => r.method === 'GET' && r.path.endsWith(MODEL_FILE)).length;
+    app.server.faults.clear();
+    const before = app.server.modelRequests().filter((r) => r.method === 'GET' && r.path.endsWith(MODEL_FILE)).length;
     await banner.getByRole('button', { name: 'Try again' }).click();
     await waitForTestId(p, 'model-summary', 60_000);
     expect(await p.getByTestId('model-summary').innerText()).toContain('Parameters');
-    expect(server.modelRequests().filter((r) => r.method === 'GET' && r.path.endsWith(MODEL_FILE)).length).toBeGreaterThan(before);
+    expect(app.server.modelRequests().filter((r) => r.method === 'GET' && r.path.endsWith(MODEL_FILE)).length).toBeGreaterThan(before);
     expect(await errorText(p)).toBeNull();
-    await browser.shot('corrupt download, retried');
+    await app.browser.shot('corrupt download, retried');
   });
 
   it('a cancelled calibration leaves the model loaded, shows why, and the next run completes', async () => {
@@ -67,7 +70,7 @@ describe.sequential('faults', () => {
     await runButton(p).click();
     const label = p.getByTestId('run-progress-label');
     await expect.poll(() => label.innerText().catch(() => ''), { timeout: 60_000, interval: 100 }).toMatch(/scoring/);
-    await browser.shot('calibrating, about to cancel');
+    await app.browser.shot('calibrating, about to cancel');
     await p.getByTestId('run-progress').getByRole('button', { name: 'Cancel run' }).click();
 
     const notice = p.getByTestId('notice');
@@ -78,7 +81,7 @@ describe.sequential('faults', () => {
     expect(await errorText(p)).toBeNull();
     expect(await p.getByTestId('model-summary').count()).toBe(1);
     expect(await p.getByTestId('results').count()).toBe(0);
-    await browser.shot('calibration cancelled');
+    await app.browser.shot('calibration cancelled');
 
     // Usable: a quick run now completes.
     await setUpRun(p, QUICK);
@@ -87,12 +90,12 @@ describe.sequential('faults', () => {
     await waitForResults(p, 240_000);
     const ppl = await perplexities(p);
     expect(ppl.baseline).toBeGreaterThan(ppl.dense);
-    await browser.shot('run after the cancel');
+    await app.browser.shot('run after the cancel');
   });
 
   it('a model too large for this device is refused before downloading, with the numbers, and the loaded one still prunes', async () => {
     const p = page();
-    const before = server.modelRequests().length;
+    const before = app.server.modelRequests().length;
     await p.getByRole('button', { name: 'Load TinyLlama-1.1B-Chat' }).click();
     const banner = p.getByTestId('error-banner');
     await banner.waitFor({ state: 'visible', timeout: 60_000 });
@@ -103,8 +106,8 @@ describe.sequential('faults', () => {
     expect(message).toMatch(/GiB/);
     expect(await banner.getByRole('button', { name: 'Load anyway' }).count()).toBe(1);
     // Nothing was fetched for it.
-    expect(server.modelRequests().slice(before).filter((r) => /TinyLlama/i.test(r.path))).toEqual([]);
-    await browser.shot('too large');
+    expect(app.server.modelRequests().slice(before).filter((r) => /TinyLlama/i.test(r.path))).toEqual([]);
+    await app.browser.shot('too large');
 
     // The model loaded before is still loaded and still prunes (a setup not run before).
     expect(await p.getByTestId('model-summary').innerText()).toContain('stories260K');
@@ -114,28 +117,14 @@ describe.sequential('faults', () => {
     await waitForResults(p, 240_000);
     expect((await perplexities(p)).prunecomp).not.toBeNull();
     expect(await errorText(p)).toBeNull();
-    await browser.shot('after too large, pruned again');
+    await app.browser.shot('after too large, pruned again');
   });
 });
 
 // On a page of its own: SwiftShader's WebGPU is slow, and this one should not inherit the state above.
 describe.sequential('faults: the GPU', () => {
-  let server: AppServer;
-  let browser: Browser;
-  const page = () => browser.page;
-
-  beforeAll(async () => {
-    server = await startPreview();
-    browser = await openBrowser('faults-gpu');
-    await browser.page.goto(server.url);
-    await waitForTestId(browser.page, 'catalog', 30_000);
-    await browser.page.getByRole('button', { name: 'Local mirror' }).click();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  const app = appOnItsOwnPage('faults-gpu');
+  const page = () => app.browser.page;
 
   it('the WebGPU device lost mid-run: a clear message, the model and earlier results kept, and WASM carries on', async () => {
     const p = page();
@@ -204,7 +193,7 @@ describe.sequential('faults: the GPU', () => {
     expect(message).not.toMatch(/onnxruntime|\.cc:|ERROR_CODE/); // plain words, not the runtime's internals
     expect(await p.getByTestId('model-summary').count()).toBe(1);
     expect(await perplexities(p)).toEqual(before); // the earlier result is still shown
-    await browser.shot('gpu lost mid-run');
+    await app.browser.shot('gpu lost mid-run');
 
     // The way forward: switch to WASM; the same run completes there.
     await banner.getByRole('button', { name: 'Switch to WASM' }).click();
@@ -213,6 +202,6 @@ describe.sequential('faults: the GPU', () => {
     await waitForResults(p, 240_000);
     expect((await perplexities(p)).prunecomp).not.toBeNull();
     expect(await errorText(p)).toBeNull();
-    await browser.shot('after gpu lost, on wasm');
+    await app.browser.shot('after gpu lost, on wasm');
   }, 600_000);
 });
