@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { createWriteStream, existsSync, openSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { averageAccuracy, type TaskResult } from '../engine/eval/accuracy';
@@ -70,25 +70,31 @@ export function resultsJson(results: TaskResult[]) {
   };
 }
 
+function openForWriting(path: string): number {
+  try {
+    return openSync(path, 'w');
+  } catch (e) {
+    throw new LopperError('bad-option', `cannot write the dump file (${(e as Error).message})`, path);
+  }
+}
+
 /** `lopper eval`: zero-shot accuracy with lm-eval-harness conventions; --dump writes one line per item. */
 export async function evalCommand(ck: Checkpoint, runtime: Runtime, args: EvalArgs, print: (s: string) => void): Promise<void> {
   const names = parseTaskList(args.tasks);
   const data = args.data ?? (existsSync(SHARED_QA) ? SHARED_QA : 'hub');
   const tasks = await loadTasks(names, data, args.limit, args.datasetsServer);
-  const dump = args.dump === undefined ? undefined : await open(args.dump, 'w');
+  const dump = args.dump === undefined ? undefined : createWriteStream('', { fd: openForWriting(args.dump) });
   const engine = new Engine(ck, runtime);
   try {
-    let pending = Promise.resolve();
     const results = await evaluate(ck, engine, tasks, {
       limit: args.limit,
-      onItem: dump && ((task, index, item, scored) => void (pending = pending.then(() => dump.write(dumpLine(task, index, item, scored) + '\n').then(() => undefined)))),
+      onItem: dump && ((task, index, item, scored) => void dump.write(dumpLine(task, index, item, scored) + '\n')),
       onProgress: process.stderr.isTTY ? (done, total, task) => process.stderr.write(`\r${task}: ${done}/${total} items `) : undefined,
     });
-    await pending;
     if (process.stderr.isTTY) process.stderr.write('\n');
     print(args.json ? JSON.stringify({ model: ck.source, limit: args.limit ?? null, ...resultsJson(results) }) + '\n' : formatResults(results));
   } finally {
     await engine.dispose();
-    await dump?.close();
+    if (dump) await new Promise((done, fail) => dump.end(() => done(undefined)).once('error', fail));
   }
 }

@@ -192,5 +192,8 @@ describe('lopper eval', () => {
     const noData = await lopper('eval', '--model', STORIES, '--task', 'copa', '--data', tmpdir());
     expect(noData.code).toBe(1);
     expect(noData.stderr).toContain('no data for task copa');
+    const noDump = await lopper('eval', '--model', STORIES, '--task', 'copa', '--limit', '2', '--dump', join(tmpdir(), 'no-such-folder-lopper', 'd.jsonl'));
+    expect(noDump.code).toBe(1);
+    expect(noDump.stderr).toContain('cannot write the dump file');
   });
 });
