@@ -11,7 +11,7 @@
  */
 import { LopperError } from '../src/engine/errors';
 import { exportFiles } from '../src/engine/export';
-import { chunksOf } from '../src/engine/export/zip';
+import { chunksOf } from '../src/engine/formats/chunks';
 import type { Checkpoint } from '../src/engine/model/checkpoint';
 import { Engine } from '../src/engine/runtime/engine';
 import { browserRuntime } from '../src/engine/runtime/web';
@@ -33,7 +33,7 @@ import {
   type RunSettings,
   type TextSource,
   type Variant,
-} from '../src/ui/protocol';
+} from '../src/app/protocol';
 import { deviceInfo } from './lib/device';
 import { loadModel, loadStages, TooLarge, type LoadedModel } from './lib/load';
 import { Tracker } from './lib/progress';

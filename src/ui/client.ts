@@ -3,7 +3,7 @@
  * and returns its id (for cancel) and a promise of the result; progress and token events go
  * to the handlers given. A failure rejects with a WorkerError carrying the worker's code.
  */
-import type { ErrorInfo, ExportStream, Op, Ops, Progress, Request, Response, TokenEvent } from './protocol';
+import type { ErrorInfo, ExportStream, Op, Ops, Progress, Request, Response, TokenEvent } from '../app/protocol';
 
 export class WorkerError extends Error {
   readonly code: string;

@@ -1,4 +1,4 @@
-import type { ModelSource } from './protocol';
+import type { ModelSource } from '../app/protocol';
 
 export interface PickedFile {
   file: File;

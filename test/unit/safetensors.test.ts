@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { LopperError, type ErrorCode } from '../../src/engine/errors';
-import { concatChunks, parseSafetensors, safetensorsChunks, writeSafetensors } from '../../src/engine/formats/safetensors';
+import { concatChunks } from '../../src/engine/formats/chunks';
+import { parseSafetensors, safetensorsChunks, writeSafetensors } from '../../src/engine/formats/safetensors';
 import { fromFloat32, type DType, type Tensor } from '../../src/engine/model/tensor';
 import { mulberry32 } from '../helpers/random-checkpoint';
 

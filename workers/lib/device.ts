@@ -5,7 +5,7 @@
  */
 import { expectedTensors } from '../../src/engine/model/checkpoint';
 import type { LlamaConfig } from '../../src/engine/model/config';
-import type { Backend, DeviceCheck, DeviceInfo } from '../../src/ui/protocol';
+import type { Backend, DeviceCheck, DeviceInfo } from '../../src/app/protocol';
 
 const GiB = 2 ** 30;
 

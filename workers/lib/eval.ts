@@ -15,7 +15,7 @@ import type { Checkpoint } from '../../src/engine/model/checkpoint';
 import { Engine } from '../../src/engine/runtime/engine';
 import type { Runtime } from '../../src/engine/runtime/ort';
 import { fetchToStore } from '../../src/engine/store/download';
-import type { EvalSettings, Variant } from '../../src/ui/protocol';
+import type { EvalSettings, Variant } from '../../src/app/protocol';
 import { checkAbort } from './cancel';
 import type { Tracker } from './progress';
 

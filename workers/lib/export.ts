@@ -7,7 +7,7 @@
 import { LopperError } from '../../src/engine/errors';
 import { exportFiles, zipChunks, zipSize, type ExportEntry } from '../../src/engine/export/index';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
-import type { ExportFormat } from '../../src/ui/protocol';
+import type { ExportFormat } from '../../src/app/protocol';
 import { isCancelled } from './cancel';
 
 /** Largest piece handed across to the page: chunks are copied there, so memory stays bounded by this. */

@@ -12,7 +12,7 @@ import { fromHfConfig } from '../../src/engine/model/config';
 import { catalogEntry, type CatalogEntry } from '../../src/engine/store/catalog';
 import { fetchEntry, fetchToStore, labelFor, type DownloadProgress as StoreProgress } from '../../src/engine/store/download';
 import { HfTokenizer } from '../../src/engine/text/hf-tokenizer';
-import type { Backend, DeviceCheck, ModelSource, ModelSummary } from '../../src/ui/protocol';
+import type { Backend, DeviceCheck, ModelSource, ModelSummary } from '../../src/app/protocol';
 import { checkDevice, deviceInfo, largestTensor } from './device';
 import { checkAbort } from './cancel';
 import type { Tracker } from './progress';

@@ -4,7 +4,7 @@
  * per `minInterval` ms) except when a stage starts or ends or a pruning step changes, so
  * the UI thread gets a modest stream of messages however fast the work goes.
  */
-import type { DownloadProgress, Progress } from '../../src/ui/protocol';
+import type { DownloadProgress, Progress } from '../../src/app/protocol';
 
 export interface StageSpec {
   stage: string;

@@ -13,7 +13,7 @@ import { foldScalePaper, foldScaleTied, removeLayers, untieEmbeddings } from '..
 import { Engine } from '../../src/engine/runtime/engine';
 import type { Runtime } from '../../src/engine/runtime/ort';
 import { cutWindows } from '../../src/engine/text/windows';
-import type { CurvePoint, PerplexityInfo, RunResult, RunSettings, TextSource } from '../../src/ui/protocol';
+import type { CurvePoint, PerplexityInfo, RunResult, RunSettings, TextSource } from '../../src/app/protocol';
 import type { Tracker } from './progress';
 
 import { checkAbort } from './cancel';

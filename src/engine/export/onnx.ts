@@ -22,7 +22,7 @@
  * from_pretrained's `use_external_data_format` option.
  */
 import { hfSideFiles, type FolderFile } from '../formats/hf';
-import { concatChunks } from '../formats/safetensors';
+import { concatChunks } from '../formats/chunks';
 import { LopperError } from '../errors';
 import { llamaGraph } from '../graph/llama';
 import type { Checkpoint } from '../model/checkpoint';

@@ -17,9 +17,8 @@
  *   end of central directory                   22 B
  */
 import { LopperError } from '../errors';
+import { chunksOf, type ByteChunks } from '../formats/chunks';
 
-/** Bytes of one entry: one array, a list, or an async source (a stream's reader, a generator). */
-export type ByteChunks = Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
 
 export interface ZipEntry {
   /** Path inside the archive ("/"-separated, relative, UTF-8). */
@@ -241,12 +240,6 @@ function endRecords(count: number, cdOffset: number, cdSize: number, force: bool
 }
 
 // ---------------------------------------------------------------- writer
-
-/** An entry's bytes as an async sequence of chunks. */
-export async function* chunksOf(chunks: ByteChunks): AsyncGenerator<Uint8Array> {
-  if (chunks instanceof Uint8Array) yield chunks;
-  else yield* chunks;
-}
 
 function checkName(name: string, seen: Set<string>): Uint8Array {
   const bad =

@@ -1,6 +1,6 @@
 import { mkdir, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { chunksOf, type ByteChunks } from '../export/zip';
+import { chunksOf, type ByteChunks } from './chunks';
 
 /** A file to write: its path in the folder and its bytes (one array, or chunks, sync or async). */
 export interface FolderEntry {

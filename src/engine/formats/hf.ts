@@ -4,7 +4,8 @@ import { fromHfConfig, toHfConfig } from '../model/config';
 import type { Tensor } from '../model/tensor';
 import { HfTokenizer, parseJsonObject, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON } from '../text/hf-tokenizer';
 import { toHfTokenizerFiles, type Llama2cTokenizer } from '../text/llama2c-tokenizer';
-import { concatChunks, parseSafetensors, safetensorsChunks, type FileChunks } from './safetensors';
+import { concatChunks, type FileChunks } from './chunks';
+import { parseSafetensors, safetensorsChunks } from './safetensors';
 import type { FileSource } from './source';
 
 /**

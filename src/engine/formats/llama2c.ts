@@ -28,7 +28,7 @@ import { layerPrefix, validateTensors, type Checkpoint } from '../model/checkpoi
 import { describeConfig, type LlamaConfig } from '../model/config';
 import { f32Tensor, numel, toFloat32, type Tensor } from '../model/tensor';
 import { Llama2cTokenizer } from '../text/llama2c-tokenizer';
-import { concatChunks, type FileChunks } from './safetensors';
+import { concatChunks, type FileChunks } from './chunks';
 
 const HEADER_BYTES = 7 * 4;
 const ROPE_THETA = 10000;

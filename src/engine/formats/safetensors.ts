@@ -1,4 +1,5 @@
 import { LopperError } from '../errors';
+import { concatChunks, type FileChunks } from './chunks';
 import { bytesPerElement, dtypeName, numel, parseDType, type DType, type Tensor } from '../model/tensor';
 
 /**
@@ -103,14 +104,6 @@ function byteView(t: Tensor): Uint8Array {
   return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
 
-/** A file as a list of byte chunks, written one after the other (views, not copies). */
-export interface FileChunks {
-  /** Total bytes of all chunks. */
-  size: number;
-  /** Iterated once, in order; may produce its chunks lazily. */
-  chunks: Iterable<Uint8Array>;
-}
-
 /**
  * A .safetensors file as the reference implementation writes it: tensors ordered by dtype
  * size (largest first, so every tensor stays aligned) then name, the header padded with
@@ -140,17 +133,6 @@ export function safetensorsChunks(tensors: Map<string, Tensor>, metadata?: Recor
   head.set(json, 8);
   head.fill(0x20, 8 + json.length);
   return { size: head.length + offset, chunks: [head, ...entries.map(([, t]) => byteView(t))] };
-}
-
-/** Chunks joined into one array. */
-export function concatChunks({ size, chunks }: FileChunks): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 /** safetensorsChunks as one array. */

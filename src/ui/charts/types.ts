@@ -1,4 +1,4 @@
-import type { CurvePoint } from '../protocol';
+import type { CurvePoint } from '../../app/protocol';
 
 export type { CurvePoint };
 

@@ -24,7 +24,7 @@ import {
   type RunResult,
   type TaskData,
   type Variant,
-} from '../protocol';
+} from '../../app/protocol';
 import { dataBase } from '../texts';
 import { Settings } from './settings.svelte';
 

@@ -10,7 +10,7 @@
  */
 import { isMetric, METRICS, type Metric } from '../../engine/prune/metrics';
 import { MODES, type Mode } from '../../engine/prune/plan';
-import type { Backend, Fold, RunSettings, TextSource } from '../protocol';
+import type { Backend, Fold, RunSettings, TextSource } from '../../app/protocol';
 import { DEFAULT_CALIB, DEFAULT_EVAL, textById, textUrl } from '../texts';
 
 export { METRICS, MODES };
