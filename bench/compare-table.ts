@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { METRICS } from '../src/engine/prune/metrics';
+import { METRICS } from '../src/engine/prune/options';
 import { DATA, LLAMA2C_MODELS } from '../test/helpers/paths';
 
 const rows: Record<string, unknown>[] = [];

@@ -14,6 +14,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { compareRun, textWindows, tokenizeText } from '../src/app/run';
 import { loadTasks, resultsJson } from '../src/cli/eval';
 import { averageAccuracy, retainedPerformance, type TaskResult } from '../src/engine/eval/accuracy';
 import { evaluate, type TaskItems } from '../src/engine/eval/evaluate';
@@ -21,11 +22,9 @@ import type { ContinuationScorer } from '../src/engine/eval/score';
 import { TASK_SPECS, TASKS } from '../src/engine/eval/tasks';
 import { loadModelPath } from '../src/engine/formats/load-node';
 import type { Checkpoint } from '../src/engine/model/checkpoint';
-import { isMetric } from '../src/engine/prune/metrics';
-import { pruneWithBaseline } from '../src/engine/prune/plan';
+import { isMetric } from '../src/engine/prune/options';
 import { Engine } from '../src/engine/runtime/engine';
 import { nodeRuntime } from '../src/engine/runtime/node';
-import { cutWindows } from '../src/engine/text/windows';
 import { DATA, MODELS } from '../test/helpers/paths';
 
 const { values } = parseArgs({
@@ -90,8 +89,8 @@ console.log(`scoring: shared context ${shared.seconds.toFixed(2)} s (${shared.to
 
 // ---- 2. dense, baseline and Prune&Comp ----
 
-const calibIds = [ck.config.bosTokenId, ...ck.tokenizer.encode(readFileSync(join(DATA, 'tinystories/calib.txt'), 'utf8'))];
-const calib = cutWindows(calibIds, 256, 8);
+const calibPath = join(DATA, 'tinystories/calib.txt');
+const calib = textWindows(tokenizeText(ck, readFileSync(calibPath, 'utf8')), 256, 8, 'calibration text', calibPath);
 
 async function accuracies(model: Checkpoint): Promise<TaskResult[]> {
   const engine = new Engine(model, runtime);
@@ -105,22 +104,23 @@ async function accuracies(model: Checkpoint): Promise<TaskResult[]> {
 console.error(`the table: ${metric}, ${layers} layers, --limit ${limit}…`);
 const t0 = performance.now();
 const dense = await accuracies(ck);
-const { baseline: baselinePlan, other } = await pruneWithBaseline(ck, runtime, calib, { metric, layers, mode: 'prunecomp' });
-const compPlan = other!;
-const baseline = await accuracies(baselinePlan.checkpoint);
-const comp = await accuracies(compPlan.checkpoint);
+// The same run as the app's and lopper compare's, without perplexities and curves.
+const run = await compareRun(ck, runtime, calib, { metric, layers, mode: 'prunecomp', fold: 'paper', curves: false });
+const baseline = await accuracies(run.models.baseline);
+const comp = await accuracies(run.models.compared!);
+const [baselinePlan, compPlan] = [run.plans.baseline, run.plans.compared!];
 const seconds = (performance.now() - t0) / 1000;
 
 const pct = (x: number) => (100 * x).toFixed(2);
 const header = ['model', 'removed', ...TASKS.map((t) => TASK_SPECS[t].title), 'Avg', 'RP'];
 const row = (name: string, removed: string, r: TaskResult[]) => [name, removed, ...r.map((x) => pct(x.reported)), pct(averageAccuracy(r)), retainedPerformance(r, dense).toFixed(1)];
-const rows = [header, row('dense', '-', dense), row('baseline', baselinePlan.plan.removed.join(','), baseline), row('Prune&Comp', compPlan.plan.removed.join(','), comp)];
+const rows = [header, row('dense', '-', dense), row('baseline', baselinePlan.removed.join(','), baseline), row('Prune&Comp', compPlan.removed.join(','), comp)];
 const n = ['n', '', ...dense.map((r) => String(r.n)), '', ''];
 console.log(`\n${modelName}, ${metric}, ${layers} of ${ck.config.numLayers} layers; accuracy (%) as the paper reports it per task; limit ${limit} items per task`);
 console.log('| ' + rows[0].join(' | ') + ' |\n|' + rows[0].map(() => '---').join('|') + '|');
 for (const r of [...rows.slice(1), n]) console.log('| ' + r.join(' | ') + ' |');
 console.log(`stderr (dense, reported metric): ${dense.map((r) => `${r.task} ±${pct(TASK_SPECS[r.task].reported === 'acc' ? r.acc.stderr : r.acc_norm.stderr)}`).join(', ')}`);
-console.log(`Prune&Comp scales ${compPlan.plan.scales.map((s) => s.toFixed(4)).join(', ')}; evaluation and pruning took ${seconds.toFixed(1)} s`);
+console.log(`Prune&Comp scales ${compPlan.scales.map((s) => s.toFixed(4)).join(', ')}; evaluation and pruning took ${seconds.toFixed(1)} s`);
 
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(
@@ -134,8 +134,8 @@ writeFileSync(
       limit,
       scoring: { sharedSeconds: shared.seconds, unsharedSeconds: unshared.seconds, sharedPositions: shared.tokens, unsharedPositions: unshared.tokens, sameAnswers },
       dense: resultsJson(dense),
-      baseline: { removed: baselinePlan.plan.removed, ...resultsJson(baseline), rp: retainedPerformance(baseline, dense) },
-      prunecomp: { removed: compPlan.plan.removed, scales: compPlan.plan.scales, ...resultsJson(comp), rp: retainedPerformance(comp, dense) },
+      baseline: { removed: baselinePlan.removed, ...resultsJson(baseline), rp: retainedPerformance(baseline, dense) },
+      prunecomp: { removed: compPlan.removed, scales: compPlan.scales, ...resultsJson(comp), rp: retainedPerformance(comp, dense) },
     },
     null,
     2,

@@ -9,14 +9,15 @@
  * The loaded model, the last run's pruned models and their engines stay here between
  * requests.
  */
+import { compareRun, compareRunStages, textWindows, tokenizeText } from '../src/app/run';
+import { runIdentity, runKeyParts } from '../src/app/run-identity';
 import { LopperError } from '../src/engine/errors';
-import { exportFiles } from '../src/engine/export';
-import { chunksOf } from '../src/engine/formats/chunks';
 import type { Checkpoint } from '../src/engine/model/checkpoint';
+import { applyPlan } from '../src/engine/prune/apply';
 import { Engine } from '../src/engine/runtime/engine';
 import { browserRuntime } from '../src/engine/runtime/web';
 import { fetchToStore } from '../src/engine/store/download';
-import { getResult, putModel, putResult, resultKey } from '../src/engine/store/cache';
+import { getResult, putResult, resultKey } from '../src/engine/store/cache';
 import {
   exportBaseName,
   MODE_LABEL,
@@ -38,7 +39,6 @@ import { deviceInfo } from './lib/device';
 import { loadModel, loadStages, TooLarge, type LoadedModel } from './lib/load';
 import { Tracker } from './lib/progress';
 import { checkAbort, linkFlag } from './lib/cancel';
-import { applyPlan, idsOf, resultParts, runPruning, runStages } from './lib/run';
 import { checkEvalSettings, evalParts, evalStages, evaluateModels, loadItems, sourceLabel } from './lib/eval';
 import { exportArchive } from './lib/export';
 
@@ -102,7 +102,7 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
 
   async cached(req) {
     const m = requireModel();
-    const key = resultKey(await resultParts(m.summary.key, req.settings));
+    const key = resultKey(runKeyParts(m.summary.key, runIdentity(req.settings)));
     const value = await getResult<RunResult>(key);
     if (!value) return null;
     const result = { ...value, fromCache: true };
@@ -113,7 +113,8 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
   async run(req, signal) {
     const m = requireModel();
     const s = req.settings;
-    const key = resultKey(await resultParts(m.summary.key, s));
+    const identity = runIdentity(s);
+    const key = resultKey(runKeyParts(m.summary.key, identity));
     if (!req.recompute) {
       // A damaged cached entry is deleted by the store; then it is simply computed again.
       const value = await getResult<RunResult>(key).catch((e) => {
@@ -126,49 +127,62 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
         return result;
       }
     }
-    const modeLabel = MODE_LABEL[s.mode];
-    const tracker = new Tracker(runStages(s, modeLabel), progressPoster(req.id));
-    tracker.start('text');
-    const [calib, evalText] = [await readText(s.calib, 'calibration', signal), await readText(s.eval, 'evaluation', signal)];
-    const out = await runPruning(
-      {
-        ck: m.ck,
-        modelKey: m.summary.key,
-        modelName: m.summary.name,
-        settings: s,
-        runtime: runtimeFor(s.backend),
-        calibText: calib.text,
-        evalText: evalText.text,
-        calibName: calib.name,
-        evalName: evalText.name,
-        key,
-      },
-      tracker,
-      signal,
-      modeLabel,
+    const t0 = performance.now();
+    const L = m.ck.config.numLayers;
+    if (!(Number.isInteger(s.layers) && s.layers >= 1 && s.layers < L)) {
+      throw new LopperError('bad-option', `cannot remove ${s.layers} of ${L} layers: choose 1 to ${L - 1}`);
+    }
+    const options = {
+      metric: s.metric,
+      layers: s.layers,
+      mode: s.mode,
+      fold: s.fold,
+      barriers: { skipFirst: s.skipFirst, skipLast: s.skipLast },
+      seed: s.seed,
+      curves: true,
+    };
+    const tracker = new Tracker(
+      [{ stage: 'text', label: 'reading and tokenizing the texts', weight: 0.2 }, ...compareRunStages({ ...options, evaluation: { ids: [], window: s.window } }, s.windows)],
+      progressPoster(req.id),
     );
+    tracker.start('text');
+    const calib = await readText(s.calib, 'calibration', signal);
+    const evalText = await readText(s.eval, 'evaluation', signal);
+    const calibIds = tokenizeText(m.ck, calib.text);
+    const evalIds = tokenizeText(m.ck, evalText.text);
+    const windows = textWindows(calibIds, s.window, s.windows, 'the calibration text', calib.name);
+    const evalWindows = textWindows(evalIds, s.window, undefined, 'the evaluation text', evalText.name).length;
+    checkAbort(signal);
+    const out = await compareRun(m.ck, runtimeFor(s.backend), windows, {
+      ...options,
+      evaluation: { ids: evalIds, window: s.window },
+      signal,
+      poll: () => checkAbort(signal),
+      progress: tracker,
+    });
+    const computed: RunResult = {
+      key,
+      fromCache: false,
+      computedAt: Date.now(),
+      millis: performance.now() - t0,
+      model: { key: m.summary.key, name: m.summary.name, numLayers: L },
+      settings: identity,
+      calibration: { windows: windows.length, window: s.window, tokens: calibIds.length },
+      evaluation: { windows: evalWindows, window: s.window, tokens: evalIds.length },
+      ppl: { dense: out.ppl!.dense, baseline: out.ppl!.baseline, prunecomp: out.ppl!.compared },
+      plans: { baseline: out.plans.baseline, prunecomp: out.plans.compared },
+      curves: { dense: out.curves!.dense, baseline: out.curves!.baseline, prunecomp: out.curves!.compared },
+    };
+    // The plans are kept, not the pruned models: the stored dense model and a plan rebuild them (applyPlan).
+    const modeLabel = MODE_LABEL[s.mode];
     const label = `${m.summary.name}: ${s.metric}, ${s.layers} layer${s.layers === 1 ? '' : 's'}, ${modeLabel} vs baseline (${s.backend})`;
-    const warnings: string[] = [];
+    let result = computed;
     try {
-      await putResult(key, label, out.result);
+      await putResult(key, label, computed);
     } catch (e) {
-      warnings.push(`the result is not kept for next time: ${(e as Error).message}`);
+      result = { ...computed, warnings: [`the result is not kept for next time: ${(e as Error).message}`] };
     }
-    // The pruned models too, in the input's format (best effort: a full storage only warns).
-    for (const [variant, ck] of [
-      ['baseline', out.baseline],
-      ['prunecomp', out.prunecomp],
-    ] as const) {
-      if (!ck) continue;
-      try {
-        await putModel(`${key}:${variant}`, `${m.summary.name} pruned: ${variant === 'baseline' ? 'baseline' : modeLabel}, ${s.metric}, −${s.layers} layers`, await modelFiles(ck));
-      } catch (e) {
-        warnings.push(`the pruned model (${variant}) is not kept: ${(e as Error).message}`);
-        break;
-      }
-    }
-    const result = warnings.length ? { ...out.result, warnings } : out.result;
-    await adopt(result, out.baseline, out.prunecomp);
+    await adopt(result, out.models.baseline, out.models.compared);
     return result;
   },
 
@@ -297,17 +311,6 @@ function variantModel(v: Variant): Checkpoint {
   return (last.prunecomp ??= applyPlan(m.ck, plan));
 }
 
-/** A model's files in its own format (llama2.c: model.bin + tokenizer; else a Hugging Face folder), as Blobs. */
-async function modelFiles(ck: Checkpoint): Promise<Map<string, Blob>> {
-  const files = new Map<string, Blob>();
-  for (const entry of await exportFiles(ck, ck.format)) {
-    const parts: Uint8Array[] = [];
-    for await (const chunk of chunksOf(entry.chunks)) parts.push(chunk);
-    files.set(entry.name, new Blob(parts as BlobPart[]));
-  }
-  return files;
-}
-
 const runtimes = new Map<Backend, ReturnType<typeof browserRuntime>>();
 function runtimeFor(backend: Backend) {
   if (backend === 'webgpu' && gpuLost !== null) {
@@ -346,7 +349,7 @@ async function generate(
   onToken: (t: { text: string; tokens: number; tokensPerSecond: number }) => void,
   signal: AbortSignal,
 ): Promise<GenerateResult> {
-  const prompt = idsOf(ck, s.prompt);
+  const prompt = tokenizeText(ck, s.prompt);
   const promptText = ck.tokenizer.decode(prompt);
   const ids: number[] = [];
   const t0 = performance.now();

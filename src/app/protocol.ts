@@ -6,11 +6,12 @@
  */
 import type { TaskResult } from '../engine/eval/accuracy';
 import type { TaskName } from '../engine/eval/tasks';
-import type { Metric } from '../engine/prune/metrics';
-import type { Mode, Plan } from '../engine/prune/plan';
+import type { Fold, Metric, Mode } from '../engine/prune/options';
+import type { Plan } from '../engine/prune/plan';
+import type { RunIdentity } from './run-identity';
 
 export type Backend = 'wasm' | 'webgpu';
-export type Fold = 'paper' | 'tied';
+export type { Fold };
 /** Which model a generation runs: the dense model, the baseline-pruned one, or the one the chosen mode pruned. */
 export type Variant = 'dense' | 'baseline' | 'prunecomp';
 
@@ -29,6 +30,11 @@ export type ModelSource =
 /** A text: a built-in one fetched from `url`, or the person's own (pasted or uploaded). */
 export type TextSource = { kind: 'builtin'; id: string; url: string } | { kind: 'custom'; name: string; text: string };
 
+/**
+ * A run's settings. Every field identifies the run (src/app/run-identity.ts): it is part of
+ * the result cache's key, kept in the stored result, and compared by the page, with no other
+ * list to update.
+ */
 export interface RunSettings {
   backend: Backend;
   metric: Metric;
@@ -44,6 +50,8 @@ export interface RunSettings {
   /** eligibility barriers (undefined: the metric's defaults, the paper's) */
   skipFirst?: number;
   skipLast?: number;
+  /** the random metric's seed (undefined: 0) */
+  seed?: number;
   calib: TextSource;
   eval: TextSource;
 }
@@ -183,8 +191,11 @@ export interface ExportStream {
 
 export interface DeviceInfo {
   webgpu: boolean;
-  /** WebGPU adapter limits, when an adapter exists */
-  gpu: { description: string; maxBufferSize: number; maxStorageBufferBindingSize: number } | null;
+  /**
+   * WebGPU adapter limits, when an adapter exists; `fallback`: a software adapter
+   * (SwiftShader, llvmpipe…: GPUAdapterInfo.isFallbackAdapter or its name), slower than WASM
+   */
+  gpu: { description: string; maxBufferSize: number; maxStorageBufferBindingSize: number; fallback: boolean } | null;
   /** navigator.deviceMemory in bytes (Chrome caps it at 8 GiB), or null where unknown */
   deviceMemoryBytes: number | null;
   crossOriginIsolated: boolean;
@@ -254,8 +265,8 @@ export interface RunResult {
   computedAt: number;
   millis: number;
   model: { key: string; name: string; numLayers: number };
-  /** the settings, texts by name (custom texts by name and hash) */
-  settings: Omit<RunSettings, 'calib' | 'eval'> & { calib: string; eval: string };
+  /** the settings that identify it, texts by identity (a built-in's id; custom texts by name and hash: textLabel gives the name) */
+  settings: RunIdentity;
   calibration: { windows: number; window: number; tokens: number };
   evaluation: { windows: number; window: number; tokens: number };
   ppl: { dense: PerplexityInfo; baseline: PerplexityInfo; prunecomp: PerplexityInfo | null };

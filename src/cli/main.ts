@@ -23,9 +23,9 @@ import { describeConfig } from '../engine/model/config';
 import { Engine } from '../engine/runtime/engine';
 import { nodeRuntime } from '../engine/runtime/node';
 import type { Runtime } from '../engine/runtime/ort';
-import { cutWindows } from '../engine/text/windows';
-import { isMetric, METRICS, type Metric } from '../engine/prune/metrics';
-import { MODES, prune, pruneWithBaseline, type Mode, type Plan, type PruneOptions } from '../engine/prune/plan';
+import { isMetric, METRICS, MODES, type Metric, type Mode } from '../engine/prune/options';
+import { prune, type Plan, type PruneOptions } from '../engine/prune/plan';
+import { compareRun, textWindows, tokenizeText } from '../app/run';
 import { float, int, parse, required } from './args';
 import { checkOutDir, exportCommand, pruneOutFormat, writeModel } from './export';
 import { evalCommand } from './eval';
@@ -128,17 +128,6 @@ interface PruneSetup {
   opts: Omit<PruneOptions, 'mode'>;
 }
 
-/** Text → ids with BOS first, cut into windows; a too-short text names the file. */
-function windowsOf(ck: Checkpoint, text: string, path: string, what: string, W: number, K?: number): { ids: number[]; windows: number[][] } {
-  const ids = [ck.config.bosTokenId, ...ck.tokenizer.encode(text)];
-  try {
-    return { ids, windows: cutWindows(ids, W, K) };
-  } catch (e) {
-    if (e instanceof LopperError) throw new LopperError(e.code, `${what}: ${e.message}`, path);
-    throw e;
-  }
-}
-
 /** Options, texts and model for prune/compare, all checked before any work. */
 async function pruneSetup(v: Record<string, unknown>, evalRequired: boolean): Promise<PruneSetup> {
   const metric = required(v, 'metric');
@@ -157,8 +146,9 @@ async function pruneSetup(v: Record<string, unknown>, evalRequired: boolean): Pr
   const evalText = evalPath === undefined ? undefined : await readText(evalPath);
   const ck = await openModel(v);
   if (layers >= ck.config.numLayers) throw new LopperError('bad-option', `cannot remove ${layers} of ${ck.config.numLayers} layers: at least one must remain`);
-  const { windows } = windowsOf(ck, calibText, calibPath, 'calibration text', window, K);
-  const evalIds = evalText === undefined ? undefined : windowsOf(ck, evalText, evalPath!, 'evaluation text', window).ids;
+  const windows = textWindows(tokenizeText(ck, calibText), window, K, 'calibration text', calibPath);
+  const evalIds = evalText === undefined ? undefined : tokenizeText(ck, evalText);
+  if (evalIds) textWindows(evalIds, window, undefined, 'evaluation text', evalPath!);
   return { ck, runtime: await runtimeFor(v), window, windows, evalIds, opts: { metric: metric as Metric, layers, fold, barriers, seed, reuse: !v['no-reuse'] } };
 }
 
@@ -193,7 +183,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const maxWindows = int(v, 'max-windows');
     const text = await readText(required(v, 'text'));
     const ck = await openModel(v);
-    const ids = [ck.config.bosTokenId, ...ck.tokenizer.encode(text)];
+    const ids = tokenizeText(ck, text);
     const engine = new Engine(ck, await runtimeFor(v));
     try {
       const r = await engine.perplexity(ids, window, { maxWindows });
@@ -215,7 +205,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     });
     const ck = await openModel(v);
     const prompt = (v.prompt as string | undefined) ?? '';
-    const ids = [ck.config.bosTokenId, ...ck.tokenizer.encode(prompt)];
+    const ids = tokenizeText(ck, prompt);
     const engine = new Engine(ck, await runtimeFor(v));
     const opts = {
       maxTokens: int(v, 'max-tokens', 256)!,
@@ -284,11 +274,15 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   async compare(argv) {
     const v = parse(argv, pruneArgs);
     const { ck, runtime, window, windows, evalIds, opts } = await pruneSetup(v, true);
-    const { baseline, other } = await pruneWithBaseline(ck, runtime, windows, { ...opts, mode: 'prunecomp' });
-    const comp = other!;
-    const dense = await perplexityOf(ck, runtime, evalIds!, window);
-    const basePpl = await perplexityOf(baseline.checkpoint, runtime, evalIds!, window);
-    const compPpl = await perplexityOf(comp.checkpoint, runtime, evalIds!, window);
+    const run = await compareRun(ck, runtime, windows, {
+      ...opts,
+      fold: opts.fold ?? 'paper',
+      mode: 'prunecomp',
+      evaluation: { ids: evalIds!, window },
+      curves: !!v.json,
+    });
+    const { dense, baseline: basePpl, compared: compPpl } = run.ppl!;
+    const [base, comp] = [run.plans.baseline, run.plans.compared!];
     if (v.json) {
       const result = {
         model: ck.source,
@@ -296,9 +290,9 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
         layers: opts.layers,
         calibration: { windows: windows.length, window },
         eval: { tokens: dense.tokens, windows: dense.windows },
-        dense: { ppl: dense.ppl },
-        baseline: { ...planJson(baseline.plan), ppl: basePpl.ppl },
-        prunecomp: { ...planJson(comp.plan), ppl: compPpl.ppl },
+        dense: { ppl: dense.ppl, curve: run.curves!.dense },
+        baseline: { ...planJson(base), ppl: basePpl.ppl, curve: run.curves!.baseline },
+        prunecomp: { ...planJson(comp), ppl: compPpl!.ppl, curve: run.curves!.compared },
       };
       out(JSON.stringify(result) + '\n');
       return;
@@ -306,11 +300,11 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const rows = [
       ['', 'perplexity', 'layers removed', 'scales'],
       ['dense', dense.ppl.toFixed(4), '-', '-'],
-      ['baseline', basePpl.ppl.toFixed(4), baseline.plan.removed.join(', '), '-'],
-      ['Prune&Comp', compPpl.ppl.toFixed(4), comp.plan.removed.join(', '), fmtScales(comp.plan)],
+      ['baseline', basePpl.ppl.toFixed(4), base.removed.join(', '), '-'],
+      ['Prune&Comp', compPpl!.ppl.toFixed(4), comp.removed.join(', '), fmtScales(comp)],
     ];
     const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-    out(`${ck.source}: ${opts.metric}, ${opts.layers} of ${ck.config.numLayers} layers, fold ${comp.plan.fold}${comp.plan.untied ? ' (embeddings untied)' : ''}; ${dense.windows} eval windows of ${window}\n`);
+    out(`${ck.source}: ${opts.metric}, ${opts.layers} of ${ck.config.numLayers} layers, fold ${comp.fold}${comp.untied ? ' (embeddings untied)' : ''}; ${dense.windows} eval windows of ${window}\n`);
     for (const r of rows) out(r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd() + '\n');
   },
 

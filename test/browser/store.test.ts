@@ -4,7 +4,7 @@
  * (hub-shaped URLs, Range support). fetch is wrapped only to count requests and read their
  * headers (and, in one test, to drop the Range header the way a proxy might).
  */
-import { get, set } from 'idb-keyval';
+import { del, get, set } from 'idb-keyval';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LopperError } from '../../src/engine/errors';
 import {
@@ -19,12 +19,10 @@ import {
   fileUrl,
   formatBytes,
   getHfToken,
-  getModel,
   getResult,
   getStoredFile,
   listStored,
   localMirrorBase,
-  putModel,
   putResult,
   resultKey,
   setHfToken,
@@ -32,7 +30,7 @@ import {
   tokenAllowedFor,
   type DownloadProgress,
 } from '../../src/engine/store';
-import { idbDownloadStore, modelsStore, resultsStore, type DownloadStore } from '../../src/engine/store/db';
+import { filesStore, idbDownloadStore, LEGACY_MODELS_DB, resultsStore, runMigration, type DownloadStore } from '../../src/engine/store/db';
 
 const BIN = '/models/karpathy/tinyllamas/resolve/main/stories260K/stories260K.bin';
 const TOK = '/models/karpathy/tinyllamas/resolve/main/stories260K/tok512.bin';
@@ -451,20 +449,35 @@ describe('cache', () => {
     expect(await getResult(key)).toBeUndefined();
   });
 
-  it('round-trips a pruned model, lists it with its size, deletes it; a damaged one is corrupt', async () => {
-    const files = new Map([
-      ['config.json', new TextEncoder().encode('{"num_hidden_layers":3}')],
-      ['model.safetensors', crypto.getRandomValues(new Uint8Array(20_000))],
-    ]);
-    await putModel('m1', 'stories260K − 2 layers', files);
-    expect(await getModel('m1')).toEqual(files);
-    const [item] = await listStored();
-    expect(item).toMatchObject({ key: 'model:m1', kind: 'model', bytes: 20_000 + 23, label: 'stories260K − 2 layers' });
-    await deleteStored(item.key);
-    expect(await getModel('m1')).toBeUndefined();
+  it('migrates what the previous version stored: its pruned models and v1 results go, downloads and v2 results stay', async () => {
+    // The previous version's layout, written with the raw API (and closed, as a page that went away leaves it).
+    await new Promise<void>((resolve, reject) => {
+      const open = indexedDB.open(LEGACY_MODELS_DB);
+      open.onupgradeneeded = () => open.result.createObjectStore('models');
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const db = open.result;
+        const tx = db.transaction('models', 'readwrite');
+        tx.objectStore('models').put({ v: 1, label: 'stories260K pruned: baseline', files: [{ name: 'model.bin', blob: new Blob([new Uint8Array(1000)]) }], bytes: 1000, updated: 1 }, 'r-old:baseline');
+        tx.oncomplete = () => (db.close(), resolve());
+        tx.onerror = () => reject(tx.error);
+      };
+    });
+    await set('r-old', { v: 1, label: 'an old run', value: { ppl: 1 }, bytes: 10, updated: 1 }, resultsStore());
+    await putResult('r-new', 'a new run', { ppl: 2 });
+    const fileKey = 'test:migration/model.bin';
+    await set([fileKey, 'file'], { v: 1, url: 'http://x/model.bin', label: 'model.bin', blob: new Blob([new Uint8Array(7)]), bytes: 7, updated: 1 }, filesStore());
+    expect((await indexedDB.databases()).map((d) => d.name)).toContain(LEGACY_MODELS_DB);
 
-    await set('m2', { v: 1, label: 'x', files: [{ name: 'a', blob: new Blob([new Uint8Array(3)]) }], bytes: 4 }, modelsStore());
-    expect((await rejection(getModel('m2'))).code).toBe('corrupt');
-    expect(await get('m2', modelsStore())).toBeUndefined();
+    await runMigration();
+    expect((await indexedDB.databases()).map((d) => d.name)).not.toContain(LEGACY_MODELS_DB);
+    expect(await get('r-old', resultsStore())).toBeUndefined();
+    expect(await getResult('r-new')).toEqual({ ppl: 2 });
+    expect(await get([fileKey, 'file'], filesStore())).toMatchObject({ bytes: 7 });
+    const kinds = new Set((await listStored()).map((i) => i.kind));
+    expect(kinds.has('model' as never)).toBe(false);
+    await runMigration(); // a second pass finds nothing to do
+    expect(await getResult('r-new')).toEqual({ ppl: 2 });
+    await del([fileKey, 'file'], filesStore());
   });
 });

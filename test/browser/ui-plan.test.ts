@@ -5,11 +5,11 @@
  */
 import { expect, test } from 'vitest';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
-import type { Metric } from '../../src/engine/prune/metrics';
-import { prune, type Mode } from '../../src/engine/prune/plan';
+import type { Metric, Mode } from '../../src/engine/prune/options';
+import { prune } from '../../src/engine/prune/plan';
 import { browserRuntime } from '../../src/engine/runtime/web';
 import { cutWindows } from '../../src/engine/text/windows';
-import { applyPlan } from '../../workers/lib/run';
+import { applyPlan } from '../../src/engine/prune/apply';
 import { fetchShared, loadStories260K } from './helpers/shared';
 
 function sameModel(a: Checkpoint, b: Checkpoint) {

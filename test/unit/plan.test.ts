@@ -25,14 +25,17 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { loadLlama2cFile } from '../../src/engine/formats/llama2c-node';
 import { lmHeadName, type Checkpoint } from '../../src/engine/model/checkpoint';
 import { toFloat32 } from '../../src/engine/model/tensor';
+import { applyPlan } from '../../src/engine/prune/apply';
 import { Calibrated } from '../../src/engine/prune/calibration';
-import { seededUniform, type Barriers } from '../../src/engine/prune/metrics';
+import { seededUniform } from '../../src/engine/prune/metrics';
+import type { Barriers } from '../../src/engine/prune/options';
 import { prune, pruneWithBaseline, type PruneOptions, type PruneProgress } from '../../src/engine/prune/plan';
 import { foldScalePaper, foldScaleTied, removeLayers, untieEmbeddings } from '../../src/engine/prune/surgery';
 import { ReferenceModel } from '../../src/engine/reference/forward';
 import { nodeRuntime } from '../../src/engine/runtime/node';
 import { cutWindows } from '../../src/engine/text/windows';
 import { maxRelError } from '../helpers/compare';
+import { randomCheckpoint } from '../helpers/random-checkpoint';
 import { DATA, MODELS } from '../helpers/paths';
 
 const runtime = nodeRuntime(1);
@@ -371,5 +374,52 @@ describe('pruneWithBaseline: the baseline and another mode on one calibration of
     const controller = new AbortController();
     const r = pruneWithBaseline(ck, runtime, windows, { metric: 'bi', layers: 2, mode: 'prunecomp', signal: controller.signal, onBaseline: () => controller.abort() });
     await expect(r).rejects.toEqual(lopperError('cancelled', /cancelled/));
+  });
+});
+
+/**
+ * One plan → model path (prune/apply.ts): the dense model and a plan rebuild exactly the
+ * model the loop returned — every tensor bit for bit, the same config — for every mode, the
+ * metric kinds that take each code path (per-step, one-shot list, CL block, weight-only,
+ * the last layer first), both folds, a tied model (the paper fold unties it) and bf16
+ * weights with Llama biases (the fold rounds back to bf16 the same way twice).
+ */
+describe('applyPlan', () => {
+  const bits = (t: { data: ArrayBufferView }) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  function expectSameModel(a: Checkpoint, b: Checkpoint) {
+    expect(b.config).toEqual(a.config);
+    expect([...b.tensors.keys()].sort()).toEqual([...a.tensors.keys()].sort());
+    for (const [name, t] of a.tensors) {
+      const u = b.tensors.get(name)!;
+      expect([u.dtype, u.shape], name).toEqual([t.dtype, t.shape]);
+      expect(Buffer.from(bits(u)).equals(Buffer.from(bits(t))), name).toBe(true);
+    }
+  }
+  const cases: { model: string; opts: PruneOptions }[] = [
+    { model: 'stories260K', opts: { metric: 'bi', layers: 2, mode: 'prunecomp', fold: 'paper' } },
+    { model: 'stories260K', opts: { metric: 'bi', layers: 3, mode: 'prunecomp', fold: 'tied' } },
+    { model: 'stories260K', opts: { metric: 'angular', layers: 2, mode: 'oneshot-comp', fold: 'paper' } },
+    { model: 'stories260K', opts: { metric: 'reverse', layers: 2, mode: 'prunecomp', fold: 'paper' } },
+    { model: 'stories260K', opts: { metric: 'cl', layers: 2, mode: 'prunecomp', fold: 'tied' } },
+    { model: 'stories260K', opts: { metric: 'bi', layers: 2, mode: 'baseline' } },
+    { model: 'stories260K', opts: { metric: 'ppl', layers: 2, mode: 'iterative' } },
+    { model: 'babyllama-tok105', opts: { metric: 'mag', layers: 2, mode: 'prunecomp', fold: 'paper', barriers: { skipFirst: 1, skipLast: 1 } } },
+    { model: 'babyllama-tok105', opts: { metric: 'random', layers: 2, mode: 'oneshot-comp', fold: 'tied', seed: 3 } },
+  ];
+  test.each(cases)('$model, $opts.metric, $opts.mode, fold $opts.fold', async ({ model, opts }) => {
+    const { ck } = models[model];
+    const { plan, checkpoint } = await run(model, opts);
+    expectSameModel(checkpoint, applyPlan(ck, plan));
+  });
+
+  test('a bf16 Llama with o/MLP biases, paper fold (untied) and tied fold', async () => {
+    const ck = randomCheckpoint({ dtype: 'bf16', numLayers: 5, hiddenSize: 32, qkvBias: true, oBias: true, mlpBias: true, tie: true, seed: 21 });
+    const windows = [Array.from({ length: 24 }, (_, i) => (i * 37) % 250), Array.from({ length: 24 }, (_, i) => (i * 11 + 5) % 250)];
+    for (const fold of ['paper', 'tied'] as const) {
+      const { plan, checkpoint } = await prune(ck, runtime, windows, { metric: 'bi', layers: 3, mode: 'prunecomp', fold });
+      expect(plan.steps.some((s) => s.folded)).toBe(true);
+      expect(plan.untied).toBe(fold === 'paper');
+      expectSameModel(checkpoint, applyPlan(ck, plan));
+    }
   });
 });

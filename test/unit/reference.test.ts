@@ -17,7 +17,7 @@ import type { LlamaConfig } from '../../src/engine/model/config';
 import { f32Tensor, type Tensor } from '../../src/engine/model/tensor';
 import type { Tokenizer } from '../../src/engine/model/tokenizer';
 import { ReferenceModel, referencePerplexity } from '../../src/engine/reference/forward';
-import { ropeInvFreq, ropeTables } from '../../src/engine/reference/rope';
+import { ropeInvFreq, ropeTables } from '../../src/engine/model/rope';
 import { cutWindows } from '../../src/engine/text/windows';
 
 const MODELS = fileURLToPath(new URL('../../../shared/models/', import.meta.url));

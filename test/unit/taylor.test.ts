@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { loadLlama2cFile } from '../../src/engine/formats/llama2c-node';
-import { layerWeightShapes } from '../../src/engine/graph/backward';
+import { layerWeightShapes } from '../../src/engine/model/checkpoint';
 import { tensor, type Checkpoint } from '../../src/engine/model/checkpoint';
 import { toFloat32 } from '../../src/engine/model/tensor';
 import { taylorGradients, taylorScores, taylorScoresFromGradients } from '../../src/engine/prune/taylor';

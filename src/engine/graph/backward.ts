@@ -19,7 +19,7 @@
  * Inputs   input_ids [B,T] int64, targets [B,T] int64, loss_weight [B,T],
  *          rope_cos, rope_sin [T,hd], mask [T,T] (additive causal, as in llama.ts)
  * Outputs  loss [B]: Σ_t loss_weight·nll per window (to check the forward);
- *          grad.<name> for each layer weight <name> (see layerWeightShapes), shape of <name>.
+ *          grad.<name> for each layer weight <name> (see layerWeightShapes in model/checkpoint.ts), shape of <name>.
  *
  * Same maths as graph/llama.ts, built differently so that each step has an obvious
  * transpose: activations are kept 2-D as [N, ·] with N = B·T rows, and every weight stays
@@ -40,21 +40,10 @@
  *   outputs: one gradient copy of all decoder-layer weights (no embedding / LM head /
  *     final-norm gradients are computed).
  */
-import { expectedTensors, layerPrefix, lmHeadName, tensor, type Checkpoint } from '../model/checkpoint';
-import type { LlamaConfig } from '../model/config';
+import { layerPrefix, lmHeadName, tensor, type Checkpoint } from '../model/checkpoint';
 import { toFloat32 } from '../model/tensor';
 import { ElemType, GraphBuilder } from './builder';
 import { concat } from './llama';
-
-/**
- * The weights of decoder layer k whose gradients the graph outputs (all of them: the four
- * attention projections, the three MLP projections, both norm gains, biases the config
- * has), with their HF shapes. Taylor+ scores layer k over exactly these.
- */
-export function layerWeightShapes(c: LlamaConfig, k: number): Map<string, number[]> {
-  const p = layerPrefix(k);
-  return new Map([...expectedTensors(c)].filter(([name]) => name.startsWith(p)));
-}
 
 /** Graph output name of the gradient of weight `name`. */
 export const gradName = (name: string) => `grad.${name}`;

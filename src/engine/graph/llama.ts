@@ -2,7 +2,7 @@ import { LopperError } from '../errors';
 import { layerPrefix, lmHeadName, tensor, type Checkpoint } from '../model/checkpoint';
 import type { LlamaConfig } from '../model/config';
 import { toFloat32 } from '../model/tensor';
-import { ropeInvFreq } from '../reference/rope';
+import { ropeInvFreq } from '../model/rope';
 import { ElemType, GraphBuilder } from './builder';
 
 /**
@@ -304,7 +304,7 @@ const MASKED = -1e30;
  * Computed in the graph from transformers.js's inputs: attention_mask [B,S] and position_ids
  * [B,T] (input_ids [B,T] gives T).
  *
- *   θ[b,t,i] = position_ids[b,t] · inv_freq[i]   (inv_freq of reference/rope.ts, llama3 scaling included)
+ *   θ[b,t,i] = position_ids[b,t] · inv_freq[i]   (inv_freq of model/rope.ts, llama3 scaling included)
  *   cos4 = cat(cos θ, cos θ), sin4 = cat(−sin θ, sin θ)     [B,1,T,hd]
  *   mask[b,t,s] = 0 if s ≤ P + t and attention_mask[b,s] = 1, else MASKED   [B,1,1,T,S]
  *

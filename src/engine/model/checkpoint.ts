@@ -109,3 +109,13 @@ export function parameterCount(ck: Checkpoint): number {
   for (const t of ck.tensors.values()) n += t.data.length;
   return n;
 }
+
+/**
+ * The weights of decoder layer k whose gradients the graph outputs (all of them: the four
+ * attention projections, the three MLP projections, both norm gains, biases the config
+ * has), with their HF shapes. Taylor+ scores layer k over exactly these.
+ */
+export function layerWeightShapes(c: LlamaConfig, k: number): Map<string, number[]> {
+  const p = layerPrefix(k);
+  return new Map([...expectedTensors(c)].filter(([name]) => name.startsWith(p)));
+}

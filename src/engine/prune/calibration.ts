@@ -3,10 +3,8 @@ import type { Checkpoint } from '../model/checkpoint';
 import { Engine, type Progress, type WindowResult, type WindowStats } from '../runtime/engine';
 import type { Runtime } from '../runtime/ort';
 import { scaleFromStats, type ScaleResult } from './scale';
-import { foldScalePaper, foldScaleTied, removeLayers, untieEmbeddings } from './surgery';
-
-/** How a removal is compensated: the paper's fold, the tie-preserving fold, or not at all. */
-export type Fold = 'paper' | 'tied' | 'none';
+import type { Fold } from './options';
+import { applyCut, removeLayers } from './surgery';
 
 export interface CalibrationOptions {
   /** Reuse statistics and stream checkpoints across cuts (default true); false recomputes everything each step. */
@@ -135,15 +133,13 @@ export class Calibrated {
    * Remove layer k; fold `s` (paper: embedding and o/down_proj before the cut ×s; tied:
    * o/down_proj after the cut ×1/s; none: no compensation). Returns the next state.
    */
-  async removeLayer(k: number, fold: Fold, s = 1): Promise<Calibrated> {
+  async removeLayer(k: number, fold: Fold | 'none', s = 1): Promise<Calibrated> {
     const L = this.numLayers;
     if (k < 0 || k >= L) throw new LopperError('bad-option', `layer ${k} does not exist (the model has ${L})`);
     if (L === 1) throw new LopperError('bad-option', 'cannot remove the only layer');
-    let ck = removeLayers(this.checkpoint, [k]);
-    // The last layer: the final RMSNorm cancels any scalar, so there is nothing to fold (and nothing to untie).
+    // The last layer: the final RMSNorm cancels any scalar, so there is nothing to fold (applyCut folds nothing there).
     if (k === L - 1) fold = 'none';
-    if (fold === 'paper') ck = foldScalePaper(ck.config.tieWordEmbeddings ? untieEmbeddings(ck) : ck, k, s);
-    if (fold === 'tied') ck = foldScaleTied(ck, k, s);
+    const ck = applyCut(this.checkpoint, { layers: [k], fold, scale: s });
     const engine = new Engine(ck, this.runtime);
     await this.engine.dispose();
     if (this.opts.reuse === false) {

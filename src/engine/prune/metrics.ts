@@ -32,42 +32,16 @@
  * need them lowered, e.g. Mag+ with its defaults has no eligible layer when L < 7.
  */
 import { LopperError } from '../errors';
-import { layerWeightShapes } from '../graph/backward';
-import { tensor, type Checkpoint } from '../model/checkpoint';
+import { layerWeightShapes, tensor, type Checkpoint } from '../model/checkpoint';
 import { toFloat32 } from '../model/tensor';
 import type { Runtime } from '../runtime/ort';
 import { Calibrated } from './calibration';
+import { isMetric, METRIC_BARRIERS, METRICS, type Barriers, type Metric } from './options';
 import { taylorScores } from './taylor';
-
-export const METRICS = ['bi', 'angular', 'cl', 'mag', 'ppl', 'taylor', 'reverse', 'random'] as const;
-export type Metric = (typeof METRICS)[number];
-
-export interface Barriers {
-  /** the first `skipFirst` layers of the current model are not eligible */
-  skipFirst: number;
-  /** the last `skipLast` layers of the current model are not eligible */
-  skipLast: number;
-}
-
-/** The paper's / official code's eligibility per metric. */
-export const METRIC_BARRIERS: Readonly<Record<Metric, Readonly<Barriers>>> = {
-  bi: { skipFirst: 0, skipLast: 0 },
-  angular: { skipFirst: 0, skipLast: 0 },
-  cl: { skipFirst: 1, skipLast: 1 }, // i ∈ [1, L−n−1]
-  mag: { skipFirst: 4, skipLast: 2 }, // 4 ≤ k < L−2
-  ppl: { skipFirst: 1, skipLast: 1 }, // j ∈ [1, L−2]
-  taylor: { skipFirst: 4, skipLast: 2 }, // 4 ≤ k < L−2
-  reverse: { skipFirst: 0, skipLast: 0 },
-  random: { skipFirst: 0, skipLast: 0 },
-};
 
 /** Metrics that read calibration statistics or streams (the others need only the weights, or gradients). */
 export function needsCalibration(metric: Metric): boolean {
   return metric === 'bi' || metric === 'angular' || metric === 'cl' || metric === 'ppl';
-}
-
-export function isMetric(m: string): m is Metric {
-  return (METRICS as readonly string[]).includes(m);
 }
 
 /** What a metric is computed on: a calibrated model, or (for weight-only metrics and Taylor+) a model and its windows. */

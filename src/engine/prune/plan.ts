@@ -20,12 +20,10 @@
 import { LopperError } from '../errors';
 import type { Checkpoint } from '../model/checkpoint';
 import type { Runtime } from '../runtime/ort';
-import { Calibrated, type CalibrationOptions, type Fold } from './calibration';
-import { argminEligible, isMetric, METRICS, needsCalibration, rankEligible, resolveBarriers, scoreLayers, type Barriers, type LayerSource, type Metric } from './metrics';
-import { foldScalePaper, foldScaleTied, removeLayers, untieEmbeddings } from './surgery';
-
-export const MODES = ['prunecomp', 'baseline', 'iterative', 'oneshot-comp'] as const;
-export type Mode = (typeof MODES)[number];
+import { Calibrated, type CalibrationOptions } from './calibration';
+import { argminEligible, needsCalibration, rankEligible, resolveBarriers, scoreLayers, type LayerSource } from './metrics';
+import { compensates, isFold, isMetric, isMode, METRICS, MODES, type Barriers, type Fold, type Metric, type Mode } from './options';
+import { applyCut } from './surgery';
 
 export interface PruneProgress {
   /** 'scored': a step's scores are in; 'removed': its layer is gone (and folded) */
@@ -44,7 +42,7 @@ export interface PruneOptions {
   layers: number;
   mode: Mode;
   /** how compensation is folded (default 'paper'); ignored by the uncompensated modes */
-  fold?: 'paper' | 'tied';
+  fold?: Fold;
   /** reuse calibration statistics across cuts (default true); false recomputes everything */
   reuse?: boolean;
   /** override the metric's eligibility barriers */
@@ -78,7 +76,7 @@ export interface Plan {
   metric: Metric;
   mode: Mode;
   /** the fold used ('none' for the uncompensated modes) */
-  fold: Fold;
+  fold: Fold | 'none';
   /** the eligibility barriers used */
   barriers: Barriers;
   /** ORIGINAL indices, in removal order */
@@ -111,8 +109,8 @@ function checkOptions(ck: Checkpoint, windows: readonly (readonly number[])[], o
   const L = ck.config.numLayers;
   const n = opts.layers;
   if (!isMetric(opts.metric)) throw new LopperError('bad-option', `unknown metric "${String(opts.metric)}" (one of ${METRICS.join(', ')})`);
-  if (!(MODES as readonly string[]).includes(opts.mode)) throw new LopperError('bad-option', `unknown mode "${String(opts.mode)}" (one of ${MODES.join(', ')})`);
-  if (opts.fold !== undefined && opts.fold !== 'paper' && opts.fold !== 'tied') throw new LopperError('bad-option', `fold must be paper or tied (got "${String(opts.fold)}")`);
+  if (!isMode(opts.mode)) throw new LopperError('bad-option', `unknown mode "${String(opts.mode)}" (one of ${MODES.join(', ')})`);
+  if (opts.fold !== undefined && !isFold(opts.fold)) throw new LopperError('bad-option', `fold must be paper or tied (got "${String(opts.fold)}")`);
   if (!Number.isInteger(n) || n < 1) throw new LopperError('bad-option', `the number of layers to remove must be a whole number ≥ 1 (got ${n})`);
   if (n >= L) throw new LopperError('bad-option', `cannot remove ${n} of ${L} layers: at least one must remain`);
   if (windows.length === 0) throw new LopperError('bad-input', 'calibration needs at least one window of text');
@@ -131,7 +129,7 @@ function checkOptions(ck: Checkpoint, windows: readonly (readonly number[])[], o
 }
 
 /** What a mode needs of the dense model: statistics (compensation, calibrated metrics) or only the model. */
-const needsCalibrated = (metric: Metric, mode: Mode) => mode === 'prunecomp' || mode === 'oneshot-comp' || needsCalibration(metric);
+const needsCalibrated = (metric: Metric, mode: Mode) => compensates(mode) || needsCalibration(metric);
 
 async function denseState(ck: Checkpoint, runtime: Runtime, windows: readonly (readonly number[])[], opts: PruneOptions, calibrated: boolean): Promise<LayerSource> {
   if (opts.signal?.aborted) throw cancelled();
@@ -192,8 +190,8 @@ async function pruneFrom(
 ): Promise<PruneResult> {
   const { metric, mode, layers: n, signal } = opts;
   const L = ck.config.numLayers;
-  const compensate = mode === 'prunecomp' || mode === 'oneshot-comp';
-  const fold: Fold = compensate ? (opts.fold ?? 'paper') : 'none';
+  const compensate = compensates(mode);
+  const fold: Fold | 'none' = compensate ? (opts.fold ?? 'paper') : 'none';
   const steps: PlanStep[] = [];
   const original = [...Array(L).keys()];
   const scoreOpts = { barriers, seed: opts.seed, runtime };
@@ -219,12 +217,9 @@ async function pruneFrom(
       const block = original.slice(i, i + n);
       let s = 1;
       let skipped = 0;
-      out = removeLayers(ck, block);
       const folded = compensate && i + n < L;
-      if (compensate) {
-        ({ s, skippedChannels: skipped } = scaleOf(i, i + n));
-        if (folded) out = fold === 'paper' ? foldScalePaper(untieEmbeddings(out), i, s) : foldScaleTied(out, i, s);
-      }
+      if (compensate) ({ s, skippedChannels: skipped } = scaleOf(i, i + n));
+      out = applyCut(ck, { layers: block, fold: folded ? fold : 'none', scale: s });
       block.forEach((orig, b) =>
         steps.push({ scores: r.scores, removed: orig, at: i, scale: b === 0 ? s : 1, folded: b === 0 && folded, skippedChannels: b === 0 ? skipped : 0, block }),
       );
@@ -234,7 +229,7 @@ async function pruneFrom(
       check();
       const list = rankEligible(r).slice(0, n);
       if (mode === 'baseline') {
-        out = removeLayers(ck, list);
+        out = applyCut(ck, { layers: list, fold: 'none', scale: 1 });
         for (const k of list) {
           steps.push({ scores: r.scores, removed: k, at: k, scale: 1, folded: false, skippedChannels: 0 });
           progress('removed', steps[steps.length - 1]);
@@ -267,7 +262,7 @@ async function pruneFrom(
           const st: PlanStep = { scores: r.scores, removed: original[k], at: k, scale: 1, folded: false, skippedChannels: 0 };
           progress('scored', st);
           steps.push(st);
-          state = { checkpoint: removeLayers(state.checkpoint, [k]), windows };
+          state = { checkpoint: applyCut(state.checkpoint, { layers: [k], fold: 'none', scale: 1 }), windows };
         }
         original.splice(k, 1);
         progress('removed', steps[steps.length - 1]);
@@ -302,7 +297,7 @@ async function pruneFrom(
 async function removeOne(
   cal: Calibrated,
   k: number,
-  fold: Fold,
+  fold: Fold | 'none',
   scores: (number | null)[],
   orig: number,
   onScored?: (st: PlanStep) => void,

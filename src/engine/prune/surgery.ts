@@ -19,6 +19,7 @@
 import { LopperError } from '../errors';
 import { layerPrefix, type Checkpoint } from '../model/checkpoint';
 import { toFloat32, fromFloat32, type Tensor } from '../model/tensor';
+import type { Fold } from './options';
 
 const EMBED = 'model.embed_tokens.weight';
 const LM_HEAD = 'lm_head.weight';
@@ -155,6 +156,35 @@ export function foldScaleTied(ck: Checkpoint, cut: number, s: number): Checkpoin
   const tensors = new Map(ck.tensors);
   for (let l = cut; l < ck.config.numLayers; l++) scaleResidualWriters(ck, tensors, l, 1 / s);
   return { ...ck, config: { ...ck.config }, tensors };
+}
+
+// ----------------------------------------------------------------------------
+// One cut: the unit every pruned model is built from
+
+/**
+ * One cut of a plan: delete `layers` (indices in `ck`'s current numbering), then fold
+ * `scale` at the first removed index the way `fold` says ('none': no compensation). The
+ * paper's fold unties tied embeddings first. Removing the last layer(s) folds nothing
+ * (the final RMSNorm cancels any scalar; see foldIsNoop) and unties nothing.
+ *
+ * The pruning loop (Calibrated.removeLayer, plan.ts) and applyPlan (apply.ts) both build
+ * their models with this function, so a model rebuilt from a plan is the same floats.
+ */
+export interface Cut {
+  /** current indices of the layers removed together (one layer, or a contiguous block) */
+  layers: readonly number[];
+  fold: Fold | 'none';
+  /** the compensation scale (ignored when fold is 'none') */
+  scale: number;
+}
+
+export function applyCut(ck: Checkpoint, cut: Cut): Checkpoint {
+  const out = removeLayers(ck, cut.layers);
+  if (cut.fold === 'none' || cut.layers.length === 0) return out;
+  const at = Math.min(...cut.layers);
+  if (foldIsNoop(out, at)) return out;
+  if (cut.fold === 'paper') return foldScalePaper(untieEmbeddings(out), at, cut.scale);
+  return foldScaleTied(out, at, cut.scale);
 }
 
 // ----------------------------------------------------------------------------

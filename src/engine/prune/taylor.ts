@@ -16,10 +16,10 @@
  * weights (4 bytes per layer parameter), plus the current run's outputs while adding.
  */
 import { LopperError } from '../errors';
-import { buildBackwardGraph, gradName, layerWeightShapes } from '../graph/backward';
-import { tensor, type Checkpoint } from '../model/checkpoint';
+import { buildBackwardGraph, gradName } from '../graph/backward';
+import { layerWeightShapes, tensor, type Checkpoint } from '../model/checkpoint';
 import { toFloat32 } from '../model/tensor';
-import { ropeTables } from '../reference/rope';
+import { ropeTables } from '../model/rope';
 import type { Progress } from '../runtime/engine';
 import type { Runtime } from '../runtime/ort';
 

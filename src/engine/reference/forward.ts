@@ -16,7 +16,7 @@ import { layerPrefix, lmHeadName, tensor, type Checkpoint } from '../model/check
 import type { LlamaConfig } from '../model/config';
 import { toFloat32, type Tensor } from '../model/tensor';
 import { cutWindows } from '../text/windows';
-import { ropeTables } from './rope';
+import { ropeTables } from '../model/rope';
 
 // ----------------------------------------------------------------------------
 // Weights (D hidden, F intermediate, H heads, Hkv kv heads, hd head dim, V vocab)

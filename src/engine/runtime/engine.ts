@@ -2,7 +2,7 @@ import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import { LopperError } from '../errors';
 import { attentionFor, buildLlamaGraph, programKey, type AttentionImpl, type Program } from '../graph/llama';
 import type { Checkpoint } from '../model/checkpoint';
-import { ropeTables } from '../reference/rope';
+import { ropeTables } from '../model/rope';
 import { cutWindows } from '../text/windows';
 import type { Runtime } from './ort';
 import { makeSampler, type SamplerOptions } from './sampler';

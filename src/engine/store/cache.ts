@@ -1,6 +1,6 @@
 /**
- * What lopper keeps in this browser: downloaded files (and unfinished downloads), results
- * (plans, scores, perplexities) and pruned models — listed with their sizes for the storage
+ * What lopper keeps in this browser: downloaded files (and unfinished downloads) and results
+ * (plans, scores, perplexities; pruned models are rebuilt from the plans) — listed with their sizes for the storage
  * panel, deletable one by one, and checked when read back (a damaged entry is deleted and
  * reported as LopperError('corrupt'), so the app can recompute it).
  */
@@ -11,13 +11,12 @@ import {
   fileKeyRange,
   filesStore,
   isQuotaError,
-  modelsStore,
+  migrateStorage,
   quotaError,
-  RECORD_VERSION,
+  RESULT_VERSION,
   resultsStore,
   tasksStore,
   type FileRecord,
-  type ModelRecord,
   type PartialMeta,
   type ResultRecord,
 } from './db';
@@ -26,8 +25,8 @@ import {
 export interface StoredItem {
   /** Pass to deleteStored: `${kind}:${id}` (e.g. `file:hf:karpathy/tinyllamas@main/stories260K/tok512.bin`, `result:r-…`). */
   key: string;
-  /** 'file': a downloaded file; 'partial': an unfinished download; 'result': a cached result; 'model': a pruned model; 'tasks': a zero-shot task's items from the hub. */
-  kind: 'file' | 'partial' | 'result' | 'model' | 'tasks';
+  /** 'file': a downloaded file; 'partial': an unfinished download; 'result': a cached result (with its plans); 'tasks': a zero-shot task's items from the hub. */
+  kind: 'file' | 'partial' | 'result' | 'tasks';
   /** What it is, for people. */
   label: string;
   /** Bytes it takes (results: an estimate of their size). */
@@ -42,6 +41,7 @@ export interface StoredItem {
 
 /** Everything stored, newest first. */
 export async function listStored(): Promise<StoredItem[]> {
+  await migrateStorage();
   const items: StoredItem[] = [];
 
   // Downloads: whole files and partial metadata (chunks are counted by their metadata).
@@ -64,10 +64,6 @@ export async function listStored(): Promise<StoredItem[]> {
   for (const [k, r] of await entries<IDBValidKey, Partial<ResultRecord>>(resultsStore())) {
     items.push({ key: `result:${String(k)}`, kind: 'result', label: str(r?.label, String(k)), bytes: num(r?.bytes), updated: num(r?.updated) });
   }
-  for (const [k, r] of await entries<IDBValidKey, Partial<ModelRecord>>(modelsStore())) {
-    const bytes = Array.isArray(r?.files) ? r.files.reduce((s, f) => s + (f?.blob instanceof Blob ? f.blob.size : 0), 0) : 0;
-    items.push({ key: `model:${String(k)}`, kind: 'model', label: str(r?.label, String(k)), bytes, updated: num(r?.updated) });
-  }
   // Zero-shot task items (src/engine/eval/hub.ts): one entry per task source, from its meta record.
   for (const [k, r] of await entries<IDBValidKey, Partial<{ label: string; count: number; bytes: number; updated: number }>>(tasksStore())) {
     if (!Array.isArray(k) || k[1] !== 'meta' || typeof k[0] !== 'string') continue;
@@ -78,8 +74,8 @@ export async function listStored(): Promise<StoredItem[]> {
 
 /**
  * Delete one stored item by its StoredItem.key. 'file:' and 'partial:' delete everything
- * kept for that download. A key without a known prefix is taken as a result/model key
- * (as given to putResult/putModel) and deleted from both. Deleting what is absent is fine.
+ * kept for that download. A key without a known prefix is taken as a result key (as given
+ * to putResult). Deleting what is absent is fine.
  */
 export async function deleteStored(key: string): Promise<void> {
   const i = key.indexOf(':');
@@ -93,20 +89,18 @@ export async function deleteStored(key: string): Promise<void> {
     case 'result':
       await del(id, resultsStore());
       return;
-    case 'model':
-      await del(id, modelsStore());
-      return;
     case 'tasks':
       await deleteRange(tasksStore(), IDBKeyRange.bound([id], [id, []]));
       return;
     default:
-      await Promise.all([del(key, resultsStore()), del(key, modelsStore())]);
+      await del(key, resultsStore());
   }
 }
 
-/** Delete everything lopper stored (downloads, results, models, task data). */
+/** Delete everything lopper stored (downloads, results, task data). */
 export async function deleteAllStored(): Promise<void> {
-  await Promise.all([filesStore(), resultsStore(), modelsStore(), tasksStore()].map((s) => s('readwrite', (os) => (os.clear(), promisifyRequest(os.transaction)))));
+  await migrateStorage();
+  await Promise.all([filesStore(), resultsStore(), tasksStore()].map((s) => s('readwrite', (os) => (os.clear(), promisifyRequest(os.transaction)))));
 }
 
 /** Bytes this origin uses and may use (navigator.storage.estimate; 0s where unavailable). */
@@ -126,7 +120,8 @@ export async function persistStorage(): Promise<boolean> {
 
 /** Cache a result (any structured-clonable value: plans, scores, perplexities) under `key`. */
 export async function putResult<T>(key: string, label: string, value: T): Promise<void> {
-  const record: ResultRecord<T> = { v: RECORD_VERSION, label, value, bytes: approxBytes(value), updated: Date.now() };
+  await migrateStorage();
+  const record: ResultRecord<T> = { v: RESULT_VERSION, label, value, bytes: approxBytes(value), updated: Date.now() };
   try {
     await set(key, record, resultsStore());
   } catch (e) {
@@ -137,13 +132,14 @@ export async function putResult<T>(key: string, label: string, value: T): Promis
 
 /** The cached result under `key`, or undefined; a damaged entry is deleted → LopperError('corrupt'). */
 export async function getResult<T>(key: string): Promise<T | undefined> {
+  await migrateStorage();
   const r = await get<unknown>(key, resultsStore());
   if (r === undefined) return undefined;
   const rec = r as Partial<ResultRecord<T>> | null;
   const ok =
     typeof rec === 'object' &&
     rec !== null &&
-    rec.v === RECORD_VERSION &&
+    rec.v === RESULT_VERSION &&
     typeof rec.label === 'string' &&
     typeof rec.updated === 'number' &&
     typeof rec.bytes === 'number' &&
@@ -153,47 +149,6 @@ export async function getResult<T>(key: string): Promise<T | undefined> {
     throw damaged(key, 'result');
   }
   return rec.value as T;
-}
-
-// ---------------------------------------------------------------------------------------
-// Models
-
-/** Cache a (pruned) model's files under `key` (stored as Blobs; arrays are copied). */
-export async function putModel(key: string, label: string, files: Map<string, Uint8Array | Blob>): Promise<void> {
-  const list = [...files].map(([name, data]) => ({ name, blob: data instanceof Blob ? data : new Blob([data as BlobPart]) }));
-  const record: ModelRecord = { v: RECORD_VERSION, label, files: list, bytes: list.reduce((s, f) => s + f.blob.size, 0), updated: Date.now() };
-  try {
-    await set(key, record, modelsStore());
-  } catch (e) {
-    if (isQuotaError(e)) throw await quotaError(label, record.bytes);
-    throw e;
-  }
-}
-
-/** The cached model under `key`, or undefined; a damaged entry is deleted → LopperError('corrupt'). */
-export async function getModel(key: string): Promise<Map<string, Uint8Array> | undefined> {
-  const r = await get<unknown>(key, modelsStore());
-  if (r === undefined) return undefined;
-  const rec = r as Partial<ModelRecord> | null;
-  const ok =
-    typeof rec === 'object' &&
-    rec !== null &&
-    rec.v === RECORD_VERSION &&
-    typeof rec.label === 'string' &&
-    Array.isArray(rec.files) &&
-    rec.files.every((f) => typeof f?.name === 'string' && f.blob instanceof Blob) &&
-    rec.files.reduce((s, f) => s + f.blob.size, 0) === rec.bytes;
-  const out = new Map<string, Uint8Array>();
-  if (ok) {
-    try {
-      for (const f of rec.files!) out.set(f.name, new Uint8Array(await f.blob.arrayBuffer()));
-      return out;
-    } catch {
-      // NotReadableError: the Blob's backing file is gone (a damaged profile).
-    }
-  }
-  await del(key, modelsStore());
-  throw damaged(key, 'model');
 }
 
 // ---------------------------------------------------------------------------------------

@@ -8,16 +8,25 @@
  *                            [k, 'meta']  PartialMeta: how far an unfinished download got
  *                            [k, i]       chunk i of an unfinished download (Blob)
  *   lopper-results/results ResultRecord by the caller's key (plans, scores, perplexities)
- *   lopper-models/models   ModelRecord by the caller's key (pruned models, files as Blobs)
  *   lopper-tasks/tasks     zero-shot task items from the hub (layout: src/engine/eval/hub.ts)
+ *
+ * Pruned models are not stored: a result's plans and the stored dense model rebuild them
+ * (prune/apply.ts). Versions before results v2 stored them in lopper-models/models, never
+ * read back; migrateStorage() deletes that database and the v1 results.
  *
  * Stores open lazily, so importing this module outside a browser (Node) does nothing.
  */
 import { createStore, promisifyRequest, type UseStore } from 'idb-keyval';
 import { LopperError } from '../errors';
 
-/** Version tag on every record: a record without it (or another value) is treated as corrupt. */
+/** Version tag on every download and task record: a record without it (or another value) is treated as corrupt. */
 export const RECORD_VERSION = 1;
+
+/**
+ * Version tag on results. 2: run results keep the run's identity (src/app/run-identity.ts)
+ * and their keys are derived from it; results of version 1 are deleted by migrateStorage.
+ */
+export const RESULT_VERSION = 2;
 
 /** A completed download. */
 export interface FileRecord {
@@ -47,33 +56,21 @@ export interface PartialMeta {
 
 /** A cached result (plan, scores, perplexities). */
 export interface ResultRecord<T = unknown> {
-  v: typeof RECORD_VERSION;
+  v: typeof RESULT_VERSION;
   label: string;
   value: T;
   bytes: number;
   updated: number;
 }
 
-/** A cached model: named files as Blobs. */
-export interface ModelRecord {
-  v: typeof RECORD_VERSION;
-  label: string;
-  files: { name: string; blob: Blob }[];
-  bytes: number;
-  updated: number;
-}
-
 let files: UseStore | undefined;
 let results: UseStore | undefined;
-let models: UseStore | undefined;
 let tasks: UseStore | undefined;
 
 /** Downloads: whole files, partial metadata and chunks. */
 export const filesStore = (): UseStore => (files ??= createStore('lopper-files', 'files'));
 /** Results by key. */
 export const resultsStore = (): UseStore => (results ??= createStore('lopper-results', 'results'));
-/** Pruned models by key. */
-export const modelsStore = (): UseStore => (models ??= createStore('lopper-models', 'models'));
 /** Zero-shot task items fetched from the hub (src/engine/eval/hub.ts). */
 export const tasksStore = (): UseStore => (tasks ??= createStore('lopper-tasks', 'tasks'));
 
@@ -165,4 +162,52 @@ export async function quotaError(label: string, needed: number | null, kept = ''
     `not enough browser storage: ${need}${used}. Free space in the storage panel and try again${kept ? `; ${kept}` : ''}.`,
     label,
   );
+}
+
+/** The database where versions before results v2 kept pruned models. */
+export const LEGACY_MODELS_DB = 'lopper-models';
+
+let migration: Promise<void> | undefined;
+
+/**
+ * Bring what an earlier version stored up to date, once per page or worker (later calls
+ * wait for the first): delete the lopper-models database (pruned models nobody read back)
+ * and every result whose version is not RESULT_VERSION. Downloads are kept. Outside a
+ * browser (no indexedDB) it does nothing.
+ */
+export function migrateStorage(): Promise<void> {
+  return (migration ??= runMigration());
+}
+
+/** One migration pass (migrateStorage runs it once; tests run it on a store they prepared). */
+export async function runMigration(): Promise<void> {
+  {
+    if (typeof indexedDB === 'undefined') return;
+    await deleteDatabase(LEGACY_MODELS_DB);
+    const stale: IDBValidKey[] = [];
+    await resultsStore()('readonly', (s) => {
+      const req = s.openCursor();
+      return new Promise<void>((resolve, reject) => {
+        req.onsuccess = () => {
+          const c = req.result;
+          if (!c) return resolve();
+          const v = (c.value as { v?: unknown } | null)?.v;
+          if (v !== RESULT_VERSION) stale.push(c.key);
+          c.continue();
+        };
+        req.onerror = () => reject(req.error);
+      });
+    });
+    if (stale.length) await resultsStore()('readwrite', (s) => (stale.forEach((k) => s.delete(k)), promisifyRequest(s.transaction)));
+  }
+}
+
+/** indexedDB.deleteDatabase as a promise; a deletion blocked by another open tab completes when it closes (not awaited). */
+function deleteDatabase(name: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.deleteDatabase(name);
+    req.onsuccess = () => resolve();
+    req.onblocked = () => resolve();
+    req.onerror = () => reject(req.error);
+  });
 }

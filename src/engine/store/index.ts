@@ -1,6 +1,6 @@
 /**
  * lopper's browser storage: the model catalog, resumable downloads into IndexedDB, and the
- * cache of results and pruned models (what the storage panel shows). See each module.
+ * cache of results (what the storage panel shows; pruned models are rebuilt from their plans). See each module.
  */
 export * from './catalog';
 export {
@@ -21,11 +21,9 @@ export {
 export {
   deleteAllStored,
   deleteStored,
-  getModel,
   getResult,
   listStored,
   persistStorage,
-  putModel,
   putResult,
   resultKey,
   storageEstimate,

@@ -1,7 +1,7 @@
 /**
  * Rotary position embedding tables, Hugging Face layout (rotate-half).
  *
- * Shared by the Float64 reference and the engine (which casts the tables to float32), so
+ * Shared by the engine and the Float64 reference (which casts the tables to float32), so
  * both rotate by exactly the same angles. Everything here is computed in Float64.
  *
  *   inv_freq[i] = 1 / theta^(2i / hd)                      i = 0 .. hd/2 - 1
@@ -11,7 +11,7 @@
  *
  * Applied as  q' = q · cos + rotate_half(q) · sin,  rotate_half(q) = cat(-q[hd/2:], q[:hd/2]).
  */
-import type { LlamaConfig } from '../model/config';
+import type { LlamaConfig } from './config';
 
 type RopeConfig = Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>;
 
