@@ -8,10 +8,12 @@ import type { TaskResult } from '../engine/eval/accuracy';
 import type { TaskName } from '../engine/eval/tasks';
 import type { Fold, Metric, Mode } from '../engine/prune/options';
 import type { Plan } from '../engine/prune/plan';
+import type { ExportFormat } from '../engine/export';
+import type { Backend } from '../engine/runtime/web';
+import type { DownloadProgress } from '../engine/store/download';
 import type { RunIdentity } from './run-identity';
 
-export type Backend = 'wasm' | 'webgpu';
-export type { Fold };
+export type { Backend, DownloadProgress, ExportFormat, Fold };
 /** Which model a generation runs: the dense model, the baseline-pruned one, or the one the chosen mode pruned. */
 export type Variant = 'dense' | 'baseline' | 'prunecomp';
 
@@ -82,8 +84,6 @@ export interface EvalSettings {
   backend: Backend;
 }
 
-/** What a model can be exported as: a Hugging Face folder, a transformers.js ONNX bundle, a llama2.c .bin (+ tokenizer). */
-export type ExportFormat = 'hf' | 'onnx' | 'llama2c';
 
 /** Request payload and result type of each operation. */
 export interface Ops {
@@ -119,16 +119,6 @@ export type Request =
   | { id: number; op: 'cancel'; target: number };
 
 // ---- responses -------------------------------------------------------------------------
-
-export interface DownloadProgress {
-  file: string;
-  loaded: number;
-  total: number;
-  bytesPerSecond: number;
-  secondsLeft: number | null;
-  resumedFrom: number;
-  fromCache: boolean;
-}
 
 /** One progress report of a long request (posted at most ~10 per second, plus every stage/step change). */
 export interface Progress {

@@ -7,15 +7,8 @@
 import { get, keys, set } from 'idb-keyval';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { LopperError } from '../../src/engine/errors';
-import {
-  clearTaskCache,
-  HUB_SOURCES,
-  idbTaskCache,
-  loadTaskItems,
-  taskCacheId,
-  type TaskCache,
-  type TaskFetchProgress,
-} from '../../src/engine/eval/hub';
+import { HUB_SOURCES, loadTaskItems, taskCacheId, type TaskFetchProgress } from '../../src/engine/eval/hub';
+import { clearTaskCache, idbTaskCache, type TaskCache } from '../../src/engine/store/tasks';
 import { parseFoundryJsonl, TASK_SPECS, type McItem, type TaskName } from '../../src/engine/eval/tasks';
 import { tasksStore } from '../../src/engine/store/db';
 import { deleteAllStored, deleteStored, listStored } from '../../src/engine/store/cache';

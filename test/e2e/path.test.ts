@@ -3,7 +3,9 @@
  * start to end: pick stories260K from the local mirror and watch it download, calibrate and
  * prune 2 layers with Prune&Comp and the baseline (perplexities equal the CLI's; no
  * main-thread task over 200 ms meanwhile), generate from the dense and both pruned models,
- * reload (model and results come back, nothing is downloaded again), go offline and reload
+ * reload (model and results come back, nothing is downloaded again; IndexedDB holds the dense
+ * model once and results, no pruned model, and the pruned models rebuilt from the stored plans
+ * generate the same greedy text as before the reload), go offline and reload
  * (the app still works and prunes again), and run the same setup on WebGPU (SwiftShader):
  * the same perplexities as WASM within 1e-4 relative. Screenshots of each stage go to
  * test-results/e2e/a-person-s-path/.
@@ -49,6 +51,7 @@ describe.sequential("a person's path", () => {
   let browser: Browser;
   let cli: CompareResult;
   let wasm: Perplexities;
+  let generated: Record<string, string>;
 
   const page = () => browser.page;
   /** GET requests for model files the server has answered so far. */
@@ -161,6 +164,7 @@ describe.sequential("a person's path", () => {
   it('generates from the dense model and both pruned ones', async () => {
     const p = page();
     const texts = await generate(p, { prompt: 'Once upon a time', tokens: 24 }, 120_000);
+    generated = texts;
     await browser.shot('generations');
     // stories260K's greedy continuation (DESIGN.md, shared/models/README.md).
     expect(texts.dense).toMatch(/^Once upon a time, there was a little girl named Lily/);
@@ -179,6 +183,30 @@ describe.sequential("a person's path", () => {
     expect(await perplexities(p)).toEqual(wasm);
     await browser.shot('reloaded');
     expect(modelDownloads().length - before, `model files fetched again: ${JSON.stringify(modelDownloads().slice(before))}`).toBe(0);
+
+    // What IndexedDB holds: each model file once, the run's result (with its plans), no pruned model.
+    const stored = await p.evaluate(async () => {
+      const names = (await indexedDB.databases()).map((d) => d.name);
+      const keysOf = (db: string, store: string) =>
+        new Promise<IDBValidKey[]>((resolve, reject) => {
+          const open = indexedDB.open(db);
+          open.onerror = () => reject(open.error);
+          open.onsuccess = () => {
+            const req = open.result.transaction(store).objectStore(store).getAllKeys();
+            req.onsuccess = () => (open.result.close(), resolve(req.result));
+            req.onerror = () => reject(req.error);
+          };
+        });
+      return { names, files: (await keysOf('lopper-files', 'files')).map((k) => JSON.stringify(k)), results: (await keysOf('lopper-results', 'results')).length };
+    });
+    expect(stored.names).not.toContain('lopper-models');
+    const wholeFiles = stored.files.filter((k) => k.endsWith(',"file"]'));
+    expect(wholeFiles.filter((k) => k.includes(MODEL_FILE)), JSON.stringify(stored.files)).toHaveLength(1);
+    expect(stored.results).toBeGreaterThanOrEqual(1);
+
+    // The pruned models come back from the stored plans: the same greedy text as before the reload.
+    const again = await generate(p, { prompt: 'Once upon a time', tokens: 24 }, 120_000);
+    expect(again).toEqual(generated);
   });
 
   it('works offline: reloads and prunes again with the network gone', async () => {

@@ -5,10 +5,9 @@
  *   HUB_SOURCES        where lm-eval-harness takes each task from (dataset, config, split)
  *   hubRowToItem       one hub row → McItem, lm-eval's doc_to_text / doc_to_choice / doc_to_target
  *   fetchTaskItems     pages GET {baseUrl}/rows?dataset=…&config=…&split=…&offset=…&length=… (≤100 rows each)
- *   loadTaskItems      the same through the IndexedDB cache (browser; plain fetch elsewhere)
- *   clearTaskCache     empties the cache
+ *   loadTaskItems      the same through the IndexedDB cache (store/tasks.ts; browser; plain fetch elsewhere)
  *
- * Cache layout (lopper-tasks/tasks, see ../store/db.ts): for each task source id
+ * Cache layout (lopper-tasks/tasks, see ../store/tasks.ts): for each task source id
  * `${task}|${dataset}|${config}|${split}|a${HUB_ADAPTER_VERSION}`
  *   [id, 'meta']  TaskCacheMeta: how many items are stored (count) and the split's revision
  *                 fingerprint (num_rows_total and the features the server reported)
@@ -18,9 +17,9 @@
  * rows count…limit-1; if the server then reports another num_rows_total or other features
  * (the dataset changed on the hub), the stored items are dropped and fetched again.
  */
-import { promisifyRequest } from 'idb-keyval';
 import { LopperError } from '../errors';
-import { isQuotaError, quotaError, RECORD_VERSION, tasksStore } from '../store/db';
+import { isQuotaError, quotaError, RECORD_VERSION } from '../store/db';
+import { idbTaskCache, type TaskCache, type TaskCacheMeta } from '../store/tasks';
 import { spaced, type Choice, type McItem, type TaskName } from './tasks';
 
 // ---------------------------------------------------------------------------------------
@@ -306,57 +305,6 @@ export async function fetchTaskItems(task: TaskName, opts: TaskFetchOptions = {}
 // ---------------------------------------------------------------------------------------
 // The IndexedDB cache
 
-/** What the cache knows about one task source. */
-export interface TaskCacheMeta {
-  v: typeof RECORD_VERSION;
-  task: TaskName;
-  source: HubSource;
-  /** items stored: keys [id, 0..count-1] */
-  count: number;
-  /** rows in the split when they were fetched (revision check) */
-  numRowsTotal: number;
-  /** the split's features when they were fetched (revision check) */
-  fingerprint: string;
-  label: string;
-  /** approximate bytes of the stored items (the storage panel shows it) */
-  bytes: number;
-  updated: number;
-}
-
-/** Where loadTaskItems keeps items; the default is IndexedDB (idbTaskCache). Tests inject one whose writes fail. */
-export interface TaskCache {
-  getMeta(id: string): Promise<unknown>;
-  /** items 0..count-1 (undefined where one is missing) */
-  readItems(id: string, count: number): Promise<unknown[]>;
-  /** store items at offset.. and the meta that counts them, atomically */
-  append(id: string, offset: number, items: McItem[], meta: TaskCacheMeta): Promise<void>;
-  /** drop one source (or, without an id, everything) */
-  drop(id?: string): Promise<void>;
-}
-
-const idRange = (id: string) => IDBKeyRange.bound([id], [id, []]);
-
-/** The TaskCache over the lopper-tasks IndexedDB store. */
-export function idbTaskCache(): TaskCache {
-  const store = tasksStore();
-  const write = (fn: (s: IDBObjectStore) => void) =>
-    store('readwrite', (s) => {
-      fn(s);
-      return promisifyRequest(s.transaction);
-    });
-  return {
-    getMeta: (id) => store('readonly', (s) => promisifyRequest(s.get([id, 'meta']))),
-    readItems: (id, count) =>
-      count === 0 ? Promise.resolve([]) : store('readonly', (s) => promisifyRequest(s.getAll(IDBKeyRange.bound([id, 0], [id, count - 1])))),
-    append: (id, offset, items, meta) =>
-      write((s) => {
-        items.forEach((it, j) => s.put(it, [id, offset + j]));
-        s.put(meta, [id, 'meta']);
-      }),
-    drop: (id) => write((s) => (id === undefined ? s.clear() : s.delete(idRange(id)))),
-  };
-}
-
 /** The cache id of a task source (adapter version included: other adapters, other items). */
 export const taskCacheId = (task: TaskName, source: HubSource = HUB_SOURCES[task]): string =>
   `${task}|${source.dataset}|${source.config}|${source.split}|a${HUB_ADAPTER_VERSION}`;
@@ -464,15 +412,4 @@ function approxBytes(items: McItem[]): number {
   let n = 0;
   for (const it of items) for (const c of it.choices) n += 2 * (c.context.length + c.continuation.length + c.text.length) + 64;
   return n;
-}
-
-/** Drop the cached items of one task (every source and adapter version), or of all tasks. */
-export async function clearTaskCache(task?: TaskName): Promise<void> {
-  if (!hasIndexedDB()) return;
-  const store = tasksStore();
-  await store('readwrite', (s) => {
-    if (task === undefined) s.clear();
-    else s.delete(IDBKeyRange.bound([`${task}|`], [`${task}|\uffff`, []]));
-    return promisifyRequest(s.transaction);
-  });
 }
