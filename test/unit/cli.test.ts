@@ -19,12 +19,60 @@ describe('lopper CLI', () => {
     expect(r.stdout).toMatch(/^Once upon a time, there was a little girl named Lily\./);
   });
 
-  test('generate --json with a prompt and sampling', async () => {
-    const r = await lopper('generate', '--model', STORIES, '--prompt', 'The cat', '--max-tokens', '10', '--temperature', '0.8', '--top-k', '20', '--seed', '3', '--json');
-    const j = JSON.parse(r.stdout);
-    expect(j.prompt_ids.slice(0, 1)).toEqual([1]);
-    expect(j.text.startsWith('The cat')).toBe(true);
-    expect(j.ids.length).toBeLessThanOrEqual(10);
+  test('generate --json: top-k 1 at any temperature is greedy, and greedy is the reference argmax chain', async () => {
+    const ck = await loadLlama2cFile(STORIES);
+    const ref = new ReferenceModel(ck);
+    const V = ck.config.vocabSize;
+    const gen = async (...flags: string[]) => {
+      const r = await lopper('generate', '--model', STORIES, '--prompt', 'Lily wanted to', '--max-tokens', '24', ...flags, '--json');
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { prompt_ids: number[]; ids: number[]; text: string };
+    };
+    const greedy = await gen('--temperature', '0');
+    // the oracle: argmax of the Float64 reference's logits, one token at a time
+    const chain = [...greedy.prompt_ids];
+    for (let i = 0; i < 24; i++) {
+      const l = ref.forward(chain).logits.subarray((chain.length - 1) * V);
+      let best = 0;
+      for (let j = 1; j < V; j++) if (l[j] > l[best]) best = j;
+      if (best === ck.config.eosTokenId) break;
+      chain.push(best);
+    }
+    expect(greedy.prompt_ids[0]).toBe(1);
+    expect(greedy.ids).toEqual(chain.slice(greedy.prompt_ids.length));
+    expect(greedy.text.startsWith('Lily wanted to')).toBe(true);
+    for (const [t, seed] of [['0.8', '3'], ['2.5', '11']]) {
+      expect((await gen('--temperature', t, '--top-k', '1', '--seed', seed)).ids, `T ${t} seed ${seed}`).toEqual(greedy.ids);
+    }
+  });
+
+  test('generate --json with temperature and top-k: every token is among the reference top k of its prefix; the seed decides', async () => {
+    const ck = await loadLlama2cFile(STORIES);
+    const ref = new ReferenceModel(ck);
+    const V = ck.config.vocabSize;
+    const k = 5;
+    const gen = async (seed: number) => {
+      const r = await lopper('generate', '--model', STORIES, '--prompt', 'Lily wanted to', '--max-tokens', '30', '--temperature', '1.5', '--top-k', String(k), '--seed', String(seed), '--json');
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { prompt_ids: number[]; ids: number[] };
+    };
+    const runs = [await gen(1), await gen(2), await gen(3)];
+    let outsideTop1 = 0;
+    for (const [n, run] of runs.entries()) {
+      const prefix = [...run.prompt_ids];
+      for (const id of run.ids) {
+        const l = ref.forward(prefix).logits.subarray((prefix.length - 1) * V);
+        const sorted = [...l].sort((a, b) => b - a);
+        // among the top k; within 1e-3 of the k-th logit counts too (float32 engine vs float64 reference near a tie)
+        expect(l[id], `seed ${n + 1}, token ${prefix.length - run.prompt_ids.length}: id ${id}`).toBeGreaterThanOrEqual(sorted[k - 1] - 1e-3);
+        if (l[id] < sorted[0]) outsideTop1++;
+        prefix.push(id);
+      }
+    }
+    // T = 1.5 over the top 5 does sample: many tokens are not the argmax, and the seeds give different texts
+    expect(outsideTop1).toBeGreaterThan(10);
+    expect(runs[0].ids).not.toEqual(runs[1].ids);
+    expect(runs[1].ids).not.toEqual(runs[2].ids);
   });
 
   test('ppl --json equals the Float64 reference on the same text (first 4 windows)', async () => {
