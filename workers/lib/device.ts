@@ -16,9 +16,25 @@ export function formatBytes(n: number): string {
   return `${n} B`;
 }
 
-interface GpuAdapterLike {
+export interface GpuAdapterLike {
   limits: { maxBufferSize: number; maxStorageBufferBindingSize: number };
-  info?: { vendor?: string; architecture?: string; description?: string; device?: string };
+  info?: { vendor?: string; architecture?: string; description?: string; device?: string; isFallbackAdapter?: boolean };
+  /** where GPUAdapterInfo has no isFallbackAdapter yet (Chromium before 136) */
+  isFallbackAdapter?: boolean;
+}
+
+/** Software rasterizers that offer WebGPU on the CPU: Chromium's SwiftShader, Mesa's llvmpipe and lavapipe, Windows' WARP. */
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|microsoft basic render/i;
+
+/**
+ * Whether the adapter is a software one (slower than the WASM backend on the same CPU): the
+ * browser says so (isFallbackAdapter, on GPUAdapterInfo or, earlier, on the adapter), or its
+ * vendor, architecture or description names a software rasterizer.
+ */
+export function isSoftwareAdapter(adapter: GpuAdapterLike): boolean {
+  if (adapter.info?.isFallbackAdapter === true || adapter.isFallbackAdapter === true) return true;
+  const i = adapter.info;
+  return SOFTWARE_ADAPTER.test([i?.vendor, i?.architecture, i?.description, i?.device].filter(Boolean).join(' '));
 }
 
 let cached: Promise<DeviceInfo> | null = null;
@@ -33,7 +49,12 @@ export function deviceInfo(): Promise<DeviceInfo> {
     return {
       webgpu: adapter !== null,
       gpu: adapter
-        ? { description, maxBufferSize: adapter.limits.maxBufferSize, maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize }
+        ? {
+            description,
+            maxBufferSize: adapter.limits.maxBufferSize,
+            maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+            fallback: isSoftwareAdapter(adapter),
+          }
         : null,
       deviceMemoryBytes: typeof memory === 'number' && memory > 0 ? memory * GiB : null,
       crossOriginIsolated: globalThis.crossOriginIsolated === true,

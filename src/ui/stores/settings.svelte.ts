@@ -8,8 +8,7 @@
  * uploaded texts stay in memory only (the URL says `calib=custom`). Other parameters in the
  * URL (e.g. `data`) are left alone.
  */
-import { isMetric, METRICS, type Metric } from '../../engine/prune/metrics';
-import { MODES, type Mode } from '../../engine/prune/plan';
+import { isMetric, METRICS, MODES, type Metric, type Mode } from '../../engine/prune/options';
 import type { Backend, Fold, RunSettings, TextSource } from '../../app/protocol';
 import { DEFAULT_CALIB, DEFAULT_EVAL, textById, textUrl } from '../texts';
 
@@ -70,7 +69,7 @@ export class Settings {
   model = $state('');
   /** tokenizer URL for a llama2.c model given by URL */
   tokenizer = $state('');
-  /** null until chosen: the app then takes WebGPU when an adapter exists, else WASM */
+  /** null until chosen: the app then takes WebGPU on a hardware adapter, else WASM (defaultBackend, model.svelte.ts) */
   backend = $state<Backend | null>(null);
   metric = $state<Metric>(DEFAULTS.metric);
   layers = $state(DEFAULTS.layers);
