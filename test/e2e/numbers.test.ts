@@ -7,7 +7,7 @@
  * grow with the values on a log axis the chart names; nothing spills out of the chart.
  * Screenshots under test-results/e2e/numbers/.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -46,6 +46,7 @@ describe.sequential('numbers spanning 1e0 … 1e50', () => {
   });
   afterAll(async () => {
     await browser?.close();
+    if (folder) rmSync(folder, { recursive: true, force: true });
   });
 
   it('a broken model: the perplexities equal the reference, are printed compactly, and the bars grow with them on a log axis', async () => {
