@@ -151,7 +151,10 @@ export interface RandomCheckpointOptions {
   vocabSize?: number;
   maxPositions?: number;
   tie?: boolean;
-  /** Biases on q/k/v_proj: always on for Qwen2; for Llama and Mistral `attention_bias` sets it with oBias. */
+  /**
+   * Biases on q/k/v_proj: always on for Qwen2; for Llama, Mistral and Qwen3 `attention_bias` sets it with oBias.
+   * Qwen3 (`architecture: 'Qwen3ForCausalLM'`) has the per-head q/k RMSNorms (config.qkNorm) and no MLP biases.
+   */
   qkvBias?: boolean;
   oBias?: boolean;
   mlpBias?: boolean;
@@ -168,15 +171,16 @@ const TORCH_DTYPE: Record<DType, string> = { f32: 'float32', f16: 'float16', bf1
 export function randomConfig(opts: RandomCheckpointOptions = {}): LlamaConfig {
   const architecture = opts.architecture ?? 'LlamaForCausalLM';
   const isQwen2 = architecture === 'Qwen2ForCausalLM';
+  const isQwen3 = architecture === 'Qwen3ForCausalLM';
   const hiddenSize = opts.hiddenSize ?? 32;
   const numHeads = opts.numHeads ?? 4;
   const qkvBias = opts.qkvBias ?? isQwen2;
   const oBias = opts.oBias ?? (!isQwen2 && qkvBias);
   const mlpBias = opts.mlpBias ?? false;
-  if (isQwen2 ? !qkvBias || oBias || mlpBias : qkvBias !== oBias) {
+  if (isQwen2 ? !qkvBias || oBias || mlpBias : qkvBias !== oBias || (isQwen3 && mlpBias)) {
     throw new Error(
       `randomConfig: ${architecture} cannot have qkvBias=${qkvBias} oBias=${oBias} mlpBias=${mlpBias} ` +
-        '(Qwen2: q/k/v biases only; Llama, Mistral: attention_bias sets q/k/v and o together)',
+        '(Qwen2: q/k/v biases only; Llama, Mistral, Qwen3: attention_bias sets q/k/v and o together; Qwen3: no MLP biases)',
     );
   }
   const dtype = opts.dtype ?? 'f32';
@@ -201,6 +205,7 @@ export function randomConfig(opts: RandomCheckpointOptions = {}): LlamaConfig {
     qkvBias,
     oBias,
     mlpBias,
+    qkNorm: isQwen3,
     bosTokenId: BOS,
     eosTokenId: EOS,
     torchDtype: TORCH_DTYPE[dtype],

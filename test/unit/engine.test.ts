@@ -41,7 +41,15 @@ const randomCases: [string, RandomCheckpointOptions][] = [
   ['Mistral', { architecture: 'MistralForCausalLM', hiddenSize: 64, numKvHeads: 2 }],
   ['F16 storage', { dtype: 'f16', hiddenSize: 64, numKvHeads: 2, tie: true }],
   ['BF16 storage', { dtype: 'bf16', hiddenSize: 64, numKvHeads: 2 }],
+  // Qwen3: per-head q/k RMSNorm before RoPE; head size 16 (fused + ops) and 8 (ops only), both ≠ D/H
+  ['Qwen3 q/k norms, GQA 4/2, head_dim 16 ≠ D/H, tied, θ 1e6', { architecture: 'Qwen3ForCausalLM', hiddenSize: 32, numHeads: 4, numKvHeads: 2, headDim: 16, tie: true, ropeTheta: 1e6 }],
+  ['Qwen3 q/k norms, GQA 4/2, head size 8 ≠ D/H, untied', { architecture: 'Qwen3ForCausalLM', hiddenSize: 48, numHeads: 4, numKvHeads: 2, headDim: 8, ropeTheta: 1e6 }],
+  ['Qwen3 attention_bias, MQA, BF16', { architecture: 'Qwen3ForCausalLM', hiddenSize: 64, numKvHeads: 1, qkvBias: true, oBias: true, dtype: 'bf16' }],
 ];
+
+/** Measured errors of the random cases (worst over logits, NLL, statistics), printed at the end. */
+const measured: string[] = [];
+afterAll(() => console.log(`[engine] max relative errors vs the reference:\n  ${measured.join('\n  ')}`));
 
 const attentions = (ck: Checkpoint) => (ck.config.headDim % 16 === 0 ? (['ops', 'fused'] as const) : (['ops'] as const));
 
@@ -50,12 +58,19 @@ function tokens(n: number, vocab: number, seed = 7): number[] {
   return [1, ...Array.from({ length: n - 1 }, () => (s = (s * 1103515245 + 12345) % 2147483648) % vocab)];
 }
 
-/** Logits, NLL and statistics of one window against the reference. */
-async function checkWindow(engine: Engine, ref: ReferenceModel, ids: number[]) {
+/** Logits, NLL and statistics of one window against the reference; returns the worst error (logits, NLL, stats). */
+async function checkWindow(engine: Engine, ref: ReferenceModel, ids: number[]): Promise<{ logits: number; nll: number; stats: number }> {
   const { logits, streams } = ref.forward(ids);
-  expect(maxRelError(await engine.logits(ids), logits)).toBeLessThan(TOL);
+  const worst = { logits: maxRelError(await engine.logits(ids), logits), nll: 0, stats: 0 };
+  expect(worst.logits).toBeLessThan(TOL);
   const [nll] = await engine.nll([ids]);
-  expect(maxRelError(nll, ref.nll(ids))).toBeLessThan(TOL);
+  worst.nll = maxRelError(nll, ref.nll(ids));
+  expect(worst.nll).toBeLessThan(TOL);
+  const stat = (got: ArrayLike<number>, want: ArrayLike<number>) => {
+    const err = maxRelError(got, want);
+    worst.stats = Math.max(worst.stats, err);
+    expect(err).toBeLessThan(TOL);
+  };
 
   const [st] = await engine.stats([ids]);
   const { hiddenSize: D, numLayers: L } = engine.checkpoint.config;
@@ -63,7 +78,7 @@ async function checkWindow(engine: Engine, ref: ReferenceModel, ids: number[]) {
   for (let k = 0; k <= L; k++) {
     const absMean = new Float64Array(D);
     for (let t = 0; t < T; t++) for (let c = 0; c < D; c++) absMean[c] += Math.abs(streams[k][t * D + c]) / T;
-    expect(maxRelError(st.absMean[k], absMean)).toBeLessThan(TOL);
+    stat(st.absMean[k], absMean);
     if (k === L) break;
     const cos = new Float64Array(T);
     for (let t = 0; t < T; t++) {
@@ -74,8 +89,9 @@ async function checkWindow(engine: Engine, ref: ReferenceModel, ids: number[]) {
       }
       cos[t] = dot / Math.sqrt(a * b);
     }
-    expect(maxRelError(st.cos[k], cos)).toBeLessThan(TOL);
+    stat(st.cos[k], cos);
   }
+  return worst;
 }
 
 describe.each(runtimes)('$name', (runtime) => {
@@ -101,13 +117,15 @@ describe.each(runtimes)('$name', (runtime) => {
     await checkWindow(open(ck), new ReferenceModel(ck), tokens(64, ck.config.vocabSize));
   });
 
-  test.each(randomCases)('random checkpoint, %s', async (_, opts) => {
+  test.each(randomCases)('random checkpoint, %s', async (label, opts) => {
     const ck = randomCheckpoint({ ...opts, seed: 11 });
     const ref = new ReferenceModel(ck);
     for (const attention of attentions(ck)) {
       const e = open(ck, attention);
       expect(e.attention).toBe(attention);
-      await checkWindow(e, ref, tokens(40, ck.config.vocabSize));
+      const worst = await checkWindow(e, ref, tokens(40, ck.config.vocabSize));
+      const f = (x: number) => x.toExponential(1);
+      measured.push(`${runtime.name} ${attention} ${label}: logits ${f(worst.logits)}, NLL ${f(worst.nll)}, stats ${f(worst.stats)}`);
       // KV-cache decoding with a prompt: the same ids as greedy decoding with the reference
       const prompt = tokens(6, ck.config.vocabSize);
       const got: number[] = [];
@@ -186,5 +204,40 @@ describe('perplexity protocol', () => {
     expect(got.tokens).toBe(want.tokens);
     expect(got.windows).toBe(want.windows);
     expect(Math.abs(got.ppl / want.ppl - 1)).toBeLessThan(1e-4);
+  });
+});
+
+describe('Qwen3 q/k norms', () => {
+  // With every ε = 0, RMSNorm cancels a positive scale: q_proj and k_proj ×4 (exact in f32) change nothing
+  // when each head's q and k are normed, and change the attention (so the logits) when not.
+  test('are applied: q_proj, k_proj ×4 leave the logits unchanged (reference and both attentions); without the norms they change', async () => {
+    const base = randomCheckpoint({ architecture: 'Qwen3ForCausalLM', hiddenSize: 32, numHeads: 4, numKvHeads: 2, headDim: 16, seed: 5 });
+    const qwen3: Checkpoint = { ...base, config: { ...base.config, rmsNormEps: 0 } };
+    const scaled = (ck: Checkpoint): Checkpoint => {
+      const tensors = new Map(ck.tensors);
+      for (let l = 0; l < ck.config.numLayers; l++) {
+        for (const n of ['q_proj', 'k_proj']) {
+          const name = `model.layers.${l}.self_attn.${n}.weight`;
+          const t = ck.tensors.get(name)!;
+          tensors.set(name, { ...t, data: (t.data as Float32Array).map((v) => v * 4) }); // ×4: exact in f32
+        }
+      }
+      return { ...ck, tensors };
+    };
+    const llama: Checkpoint = {
+      ...qwen3,
+      config: { ...qwen3.config, architecture: 'LlamaForCausalLM', qkNorm: false },
+      tensors: new Map([...qwen3.tensors].filter(([name]) => !/_norm\.weight$/.test(name) || !name.includes('self_attn'))),
+    };
+    const ids = tokens(24, qwen3.config.vocabSize);
+    const ref = (ck: Checkpoint) => new ReferenceModel(ck).forward(ids).logits;
+    const want = ref(qwen3);
+    expect(maxRelError(ref(scaled(qwen3)), want)).toBeLessThan(1e-12);
+    expect(maxRelError(ref(scaled(llama)), ref(llama))).toBeGreaterThan(1e-2);
+    for (const attention of ['ops', 'fused'] as const) {
+      const e = new Engine(scaled(qwen3), nodeRuntime(), { attention });
+      expect(maxRelError(await e.logits(ids), want)).toBeLessThan(TOL);
+      await e.dispose();
+    }
   });
 });

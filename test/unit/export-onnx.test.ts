@@ -4,7 +4,7 @@
  * engine's token ids (stories260K dense and with layers 2, 3 removed; inline and external
  * weights); the exported graph run directly on onnxruntime-node gives the engine's logits
  * (stories260K) or the Float64 reference's (random checkpoints: GQA with head size 12 and
- * llama3 RoPE scaling; Qwen2 biases, MQA, tied) within max |a − b| / max |b| ≤ 1e-4: one call, a second call on the
+ * llama3 RoPE scaling; Qwen2 biases, MQA, tied; Qwen3 q/k norms, head_dim ≠ D/H, tied) within max |a − b| / max |b| ≤ 1e-4: one call, a second call on the
  * KV cache, and a left-padded batch of 2 with a decode step after it.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -234,10 +234,13 @@ describe.each([
 test.each([
   ['GQA 4/2, head size 12, llama3 RoPE scaling, θ 5e5, untied', { hiddenSize: 48, numHeads: 4, numKvHeads: 2, ropeScaling: true, ropeTheta: 500000 }],
   ['Qwen2 q/k/v biases, MQA, tied, head size 8', { architecture: 'Qwen2ForCausalLM', hiddenSize: 32, numHeads: 4, numKvHeads: 1, tie: true }],
+  ['Qwen3 q/k norms, GQA 4/2, head_dim 16 ≠ D/H, tied, θ 1e6', { architecture: 'Qwen3ForCausalLM', hiddenSize: 32, numHeads: 4, numKvHeads: 2, headDim: 16, tie: true, ropeTheta: 1e6 }],
 ] as [string, RandomCheckpointOptions][])('random checkpoint, %s: graph vs the Float64 reference; transformers.js ids', async (label, opts) => {
   const ck = randomCheckpoint({ ...opts, numLayers: 3, seed: 5 });
   const files = exportOnnxBundle(ck);
   await checkIO(files, 3);
+  const modelType = { LlamaForCausalLM: 'llama', MistralForCausalLM: 'mistral', Qwen2ForCausalLM: 'qwen2', Qwen3ForCausalLM: 'qwen3' }[ck.config.architecture];
+  expect(JSON.parse(new TextDecoder().decode(files.get('config.json')))).toMatchObject({ model_type: modelType, head_dim: ck.config.headDim });
   const ref = new ReferenceModel(ck);
   // 80 positions: past the llama3 scaling's original 64
   const seq = Array.from({ length: 80 }, (_, i) => (i === 0 ? 1 : 3 + ((i * 53 + 7) % 250)));

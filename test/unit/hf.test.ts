@@ -4,13 +4,16 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { LopperError, type ErrorCode } from '../../src/engine/errors';
 import { hfFolderFiles, loadHfFolder, writeHfFolder } from '../../src/engine/formats/hf';
+import { expectedTensors } from '../../src/engine/model/checkpoint';
+import { fromHfConfig } from '../../src/engine/model/config';
 import { writeFolder } from '../../src/engine/formats/hf-node';
 import { DirSource } from '../../src/engine/formats/node-source';
 import { parseSafetensors, writeSafetensors } from '../../src/engine/formats/safetensors';
 import { MemorySource } from '../../src/engine/formats/source';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
 import { HfTokenizer } from '../../src/engine/text/hf-tokenizer';
-import { ByteTokenizer, randomCheckpoint, randomHfFolder, type RandomCheckpointOptions } from '../helpers/random-checkpoint';
+import { SHARED } from '../helpers/paths';
+import { ByteTokenizer, randomCheckpoint, randomConfig, randomHfFolder, type RandomCheckpointOptions } from '../helpers/random-checkpoint';
 
 const SRC = 'mem-model';
 const TEXT = 'Once upon a time, a naïve café served 🍰 — twice.\n';
@@ -47,6 +50,8 @@ describe('HF folder round trip (random checkpoint → writeHfFolder → loadHfFo
     'GQA (4 heads, 2 kv heads)': { numHeads: 4, numKvHeads: 2 },
     'head_dim ≠ hidden/heads': { hiddenSize: 24, numHeads: 4, numKvHeads: 1, headDim: 8 },
     'Qwen2, q/k/v biases, tied': { architecture: 'Qwen2ForCausalLM', tie: true, numKvHeads: 2 },
+    'Qwen3, q/k norms, GQA, head_dim ≠ hidden/heads, tied, BF16': { architecture: 'Qwen3ForCausalLM', tie: true, numKvHeads: 2, headDim: 16, dtype: 'bf16' },
+    'Qwen3 attention_bias': { architecture: 'Qwen3ForCausalLM', qkvBias: true, oBias: true },
     'Llama attention_bias (q/k/v/o biases) and mlp_bias': { qkvBias: true, oBias: true, mlpBias: true },
     'rope_scaling llama3, rope_theta 500000': { ropeScaling: true, ropeTheta: 500000 },
     Mistral: { architecture: 'MistralForCausalLM', numKvHeads: 1 },
@@ -172,6 +177,80 @@ describe('HF folder round trip (random checkpoint → writeHfFolder → loadHfFo
     } finally {
       await rm(dir, { recursive: true });
     }
+  });
+});
+
+describe('Qwen3 configs as published (../shared/configs)', () => {
+  const published = async (name: string) => JSON.parse(await readFile(join(SHARED, 'configs', name), 'utf8')) as Record<string, unknown>;
+
+  test('Qwen3-0.6B and Qwen3-8B read exactly as published: q/k norms, head_dim 128 ≠ D/H, no biases, θ 1e6', async () => {
+    for (const [name, D, F, L, H, tied] of [
+      ['Qwen__Qwen3-0.6B.json', 1024, 3072, 28, 16, true],
+      ['Qwen__Qwen3-8B.json', 4096, 12288, 36, 32, false],
+    ] as const) {
+      const c = fromHfConfig(await published(name), name);
+      expect(c, name).toEqual({
+        architecture: 'Qwen3ForCausalLM',
+        hiddenSize: D,
+        intermediateSize: F,
+        numLayers: L,
+        numHeads: H,
+        numKvHeads: 8,
+        headDim: 128,
+        vocabSize: 151936,
+        maxPositions: 40960,
+        rmsNormEps: 1e-6,
+        ropeTheta: 1e6,
+        ropeScaling: null,
+        tieWordEmbeddings: tied,
+        qkvBias: false,
+        oBias: false,
+        mlpBias: false,
+        qkNorm: true,
+        bosTokenId: 151643,
+        eosTokenId: 151645,
+        torchDtype: 'bfloat16',
+      });
+      const shapes = expectedTensors(c);
+      expect(shapes.get('model.layers.0.self_attn.q_norm.weight')).toEqual([128]);
+      expect(shapes.get(`model.layers.${L - 1}.self_attn.k_norm.weight`)).toEqual([128]);
+      expect(shapes.get('model.layers.0.self_attn.q_proj.weight')).toEqual([H * 128, D]);
+      expect(shapes.has('model.layers.0.self_attn.q_proj.bias')).toBe(false);
+      expect(shapes.has('lm_head.weight')).toBe(!tied);
+      expect(shapes.size).toBe(L * 11 + 2 + (tied ? 0 : 1));
+    }
+  });
+
+  test('a folder whose config.json has Qwen3-0.6B\'s keys (dims shrunk) loads, and writes back a config transformers reads as Qwen3', async () => {
+    const opts: RandomCheckpointOptions = {
+      architecture: 'Qwen3ForCausalLM', hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16,
+      tie: true, ropeTheta: 1e6, dtype: 'bf16', seed: 9,
+    };
+    const shrunk = {
+      ...(await published('Qwen__Qwen3-0.6B.json')),
+      hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, max_window_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+      head_dim: 16, vocab_size: 259, bos_token_id: 1, eos_token_id: 2, // the byte tokenizer's ids
+    };
+    const files = randomHfFolder(opts);
+    setJson(files, 'config.json', shrunk);
+    const loaded = await loadHfFolder(new MemorySource(SRC, files));
+    const want = { ...randomConfig(opts), rmsNormEps: 1e-6, maxPositions: 40960 };
+    expect(loaded.config).toEqual(want);
+    expectSameCheckpoint(loaded, { ...randomCheckpoint(opts), config: want });
+
+    const rewritten = writeHfFolder(loaded);
+    expect(json(rewritten, 'config.json')).toMatchObject({
+      architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', head_dim: 16, attention_bias: false, use_sliding_window: false,
+      sliding_window: null, tie_word_embeddings: true, rope_theta: 1e6, rms_norm_eps: 1e-6, torch_dtype: 'bfloat16',
+    });
+    expect(json(rewritten, 'config.json')).not.toHaveProperty('mlp_bias');
+    expectSameCheckpoint(await loadHfFolder(new MemorySource(SRC, rewritten)), loaded);
+  });
+
+  test('use_sliding_window: true is refused with the reason', async () => {
+    const files = randomHfFolder({ architecture: 'Qwen3ForCausalLM' });
+    setJson(files, 'config.json', { ...json(files, 'config.json'), use_sliding_window: true, sliding_window: 4096, max_window_layers: 1 });
+    await expectLoadError(files, 'unsupported-config', `${SRC}/config.json`, 'sliding-window attention (use_sliding_window: true) is not supported');
   });
 });
 

@@ -88,6 +88,7 @@ describe.each(CASES)('$model', (c) => {
       qkvBias: false,
       oBias: false,
       mlpBias: false,
+      qkNorm: false,
       bosTokenId: 1,
       eosTokenId: 2,
     });
@@ -270,6 +271,7 @@ describe('errors', () => {
       [{ headDim: 16 }, 'head_dim 16'],
       [{ ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 } }, 'RoPE scaling'],
       [{ bosTokenId: 128000 }, 'BOS/EOS'],
+      [{ architecture: 'Qwen3ForCausalLM', qkNorm: true }, 'q/k RMSNorm (Qwen3'],
     ];
     for (const [change, message] of variants) {
       expectLopperError(() => writeLlama2c({ ...ck, config: { ...ck.config, ...change } }), 'unsupported-config', message);

@@ -130,6 +130,7 @@ function toCheckpoint(m: L2cModel): Checkpoint {
     qkvBias: !!m.bias,
     oBias: !!m.bias,
     mlpBias: !!m.bias,
+    qkNorm: false,
     bosTokenId: 1,
     eosTokenId: 2,
   };

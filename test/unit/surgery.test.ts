@@ -168,6 +168,41 @@ describe('fold equivalence with an explicit ×s at the cut', () => {
     }
   }
 
+  // Qwen3's q/k norms read q = W_q·RMSNorm(X) and k, never the stream itself: the folds neither touch them nor change what they see.
+  test('Qwen3 (q/k norms, GQA, head_dim ≠ D/H): ε = 0 exact fold factors ≤ 1e-9; own ε measured; q_norm/k_norm untouched', () => {
+    const out: string[] = [];
+    for (const tie of [false, true]) {
+      const opts: RandomCheckpointOptions = { architecture: 'Qwen3ForCausalLM', hiddenSize: 32, numHeads: 4, numKvHeads: 2, headDim: 16, tie, seed: tie ? 41 : 42 };
+      for (const removed of [0, 1, 2]) {
+        const cut = removed;
+        const pruned = prunedRandom(opts, removed);
+        const exact = withEps(shortMantissa(pruned, 12), 0);
+        const paper = foldScalePaper(untieEmbeddings(exact), cut, 2);
+        const tied = foldScaleTied(exact, cut, 4 / 3);
+        const errPaper = maxRelError(logits(paper, TOKENS), explicitLogits(exact, cut, 2, TOKENS));
+        const errTied = maxRelError(logits(tied, TOKENS), explicitLogits(exact, cut, 4 / 3, TOKENS));
+        expect(errPaper).toBeLessThanOrEqual(1e-9);
+        expect(errTied).toBeLessThanOrEqual(1e-9);
+        for (const folded of [paper, tied]) {
+          for (let l = 0; l < folded.config.numLayers; l++) {
+            for (const n of ['q_norm', 'k_norm']) {
+              const name = `${layerPrefix(l)}self_attn.${n}.weight`;
+              expect(folded.tensors.get(name), name).toBe(exact.tensors.get(name));
+            }
+          }
+        }
+        // the model's own ε (1e-5), f32 weights, s = 1.3
+        const explicit = explicitLogits(pruned, cut, 1.3, TOKENS);
+        const ownPaper = maxRelError(logits(foldScalePaper(untieEmbeddings(pruned), cut, 1.3), TOKENS), explicit);
+        const ownTied = maxRelError(logits(foldScaleTied(pruned, cut, 1.3), TOKENS), explicit);
+        expect(ownPaper).toBeLessThanOrEqual(1e-4); // measured ≤ 7e-6
+        expect(ownTied).toBeLessThanOrEqual(1e-4);
+        out.push(`${tie ? 'tied' : 'untied'} cut ${cut}: ε=0 paper ${fmt(errPaper)}, tied ${fmt(errTied)}; own ε paper ${fmt(ownPaper)}, tied ${fmt(ownTied)}`);
+      }
+    }
+    console.log(`[surgery] Qwen3 folds vs explicit: ${out.join('; ')}`);
+  });
+
   test('ε = 0, ordinary f32 weights, s = 1.3: only the f32 rounding of folded weights (≤ 1e-5)', () => {
     const out: string[] = [];
     for (const tie of [false, true]) {

@@ -119,6 +119,8 @@ const cases: [string, RandomCheckpointOptions][] = [
   ['Qwen2 q/k/v biases, head_dim ≠ D/H, tied', { ...tiny, architecture: 'Qwen2ForCausalLM', headDim: 6, numKvHeads: 2, tie: true, seed: 13 }],
   ['Llama attention_bias + mlp_bias', { ...tiny, qkvBias: true, oBias: true, mlpBias: true, numKvHeads: 2, seed: 14 }],
   ['rope_scaling llama3, theta 5e5', { ...tiny, ropeScaling: true, ropeTheta: 500000, numKvHeads: 2, seed: 15 }],
+  ['Qwen3 q/k norms, head_dim ≠ D/H, tied', { ...tiny, architecture: 'Qwen3ForCausalLM', headDim: 6, numKvHeads: 2, tie: true, seed: 16 }],
+  ['Qwen3 q/k norms + attention_bias, MQA', { ...tiny, architecture: 'Qwen3ForCausalLM', qkvBias: true, oBias: true, numKvHeads: 1, seed: 17 }],
 ];
 
 describe('Taylor+ gradients vs finite differences (tiny random models)', () => {

@@ -3,7 +3,7 @@
  * `AutoTokenizer`, `pipeline('text-generation')`) loads and generates with, in Node and in
  * the browser.
  *
- *   config.json               the Hugging Face config (model_type llama / mistral / qwen2) plus
+ *   config.json               the Hugging Face config (model_type llama / mistral / qwen2 / qwen3) plus
  *                             "transformers.js_config": {dtype "fp32", use_external_data_format}
  *   generation_config.json    bos/eos
  *   tokenizer.json, …         the tokenizer's files (a llama2.c tokenizer converted)

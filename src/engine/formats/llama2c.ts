@@ -99,6 +99,7 @@ function readHeader(model: Uint8Array, file: string): LlamaConfig {
     qkvBias: false,
     oBias: false,
     mlpBias: false,
+    qkNorm: false,
     bosTokenId: 1,
     eosTokenId: 2,
     torchDtype: 'float32',
@@ -180,6 +181,7 @@ export function llama2cProblems(c: LlamaConfig): string[] {
   const problems: string[] = [];
   if (c.qkvBias || c.oBias) problems.push('attention biases');
   if (c.mlpBias) problems.push('MLP biases');
+  if (c.qkNorm) problems.push('per-head q/k RMSNorm (Qwen3 q_norm/k_norm: run.c has no such step)');
   if (c.ropeScaling) problems.push(`RoPE scaling (${c.ropeScaling.type})`);
   if (c.headDim * c.numHeads !== c.hiddenSize) {
     problems.push(`head_dim ${c.headDim} ≠ hidden_size / num_heads = ${c.hiddenSize / c.numHeads}`);

@@ -30,7 +30,10 @@
  *             db = ReduceSum(dY, axis 0)                          [out]
  * q/k/v and gate/up are fused row-wise ([Q+2K, D], [2F, D]) as in llama.ts, and their
  * gradients split back. 1/sqrt(hd) is applied to the attention scores (not folded into W_q)
- * so W_q's gradient needs no rescaling.
+ * so W_q's gradient needs no rescaling. With qkNorm (Qwen3) each head's q and k go through
+ * RMSNorm with gains q_norm/k_norm [hd] before RoPE; their backward is the same RMSNorm
+ * backward as the layer norms', on [B,n,T,hd] over the last axis, and the gains' gradients
+ * sum over batch, heads and positions.
  *
  * Memory (float32; D hidden, F intermediate, H/Hkv heads, hd, V vocab, L layers):
  *   weights: once, as initializers (plus ORT's own copy at session creation);
@@ -53,6 +56,7 @@ interface Saved {
   r1: string; //     1/rms(X_k)     [N,1]
   xh1: string; //    X_k·r1         [N,D]
   n1: string; //     xh1 ⊙ g_att    [N,D]
+  qkNorm?: QkNormSaved; // qkNorm only
   qg: string; //     roped q        [B,Hkv,G,T,hd]
   kg: string; //     roped k        [B,Hkv,1,T,hd]
   vg: string; //     v              [B,Hkv,1,T,hd]
@@ -72,6 +76,16 @@ interface Saved {
   gFfn: string; //   [D]
   wgu: string; //    [2F, D]
   wdown: string; //  [D, F]
+}
+
+/** What the per-head q/k RMSNorms keep for the backward (qkNorm). */
+interface QkNormSaved {
+  rq: string; //  1/rms of each q head  [B,H,T,1]
+  xhq: string; // q·rq                  [B,H,T,hd]
+  gQ: string; //  q_norm gain           [hd]
+  rk: string; //  1/rms of each k head  [B,Hkv,T,1]
+  xhk: string; // k·rk                  [B,Hkv,T,hd]
+  gK: string; //  k_norm gain           [hd]
 }
 
 export function buildBackwardGraph(ck: Checkpoint): Uint8Array {
@@ -167,8 +181,21 @@ export function buildBackwardGraph(ck: Checkpoint): Uint8Array {
       : undefined;
     const qkv = linear(n1, wqkv, bqkv); // [N, Q+2K]
     const [q0, k0, v0] = g.opN('Split', [qkv, g.ints([Q, K, K])], 3, { axis: -1 });
-    const qr = rope(heads(q0, H)); // [B,H,T,hd]
-    const kr = rope(heads(k0, Hkv)); // [B,Hkv,T,hd]
+    let qh = heads(q0, H); // [B,H,T,hd]
+    let kh = heads(k0, Hkv); // [B,Hkv,T,hd]
+    let qkNorm: QkNormSaved | undefined;
+    if (c.qkNorm) {
+      // q_norm [hd], k_norm [hd]: RMSNorm of each head's vector, before RoPE
+      const gQ = g.weight(`l${i}.q_norm`, [hd], w(p + 'self_attn.q_norm.weight'));
+      const gK = g.weight(`l${i}.k_norm`, [hd], w(p + 'self_attn.k_norm.weight'));
+      const nq = rmsNorm(qh);
+      const nk = rmsNorm(kh);
+      qkNorm = { rq: nq.r, xhq: nq.xh, gQ, rk: nk.r, xhk: nk.xh, gK };
+      qh = g.mul(nq.xh, gQ);
+      kh = g.mul(nk.xh, gK);
+    }
+    const qr = rope(qh); // [B,H,T,hd]
+    const kr = rope(kh); // [B,Hkv,T,hd]
     // GQA by broadcasting: query heads grouped under their kv head.
     const qg = g.reshape(qr, [0, Hkv, G, -1, hd]); // [B,Hkv,G,T,hd]
     const kg = g.op('Unsqueeze', [kr, g.ints([2])]); // [B,Hkv,1,T,hd]
@@ -197,7 +224,7 @@ export function buildBackwardGraph(ck: Checkpoint): Uint8Array {
     // down_proj [D, F]
     const wdown = g.weight(`l${i}.wdown`, [D, F], w(p + 'mlp.down_proj.weight'));
     const bdown = c.mlpBias ? g.weight(`l${i}.bdown`, [D], w(p + 'mlp.down_proj.bias')) : undefined;
-    saved.push({ r1, xh1, n1, qg, kg, vg, P, merged, r2, xh2, n2, gate, sg, up, a, gAtt, wqkv, wo, gFfn, wgu, wdown });
+    saved.push({ r1, xh1, n1, qkNorm, qg, kg, vg, P, merged, r2, xh2, n2, gate, sg, up, a, gAtt, wqkv, wo, gFfn, wgu, wdown });
     x = g.add(h, linear(a, wdown, bdown)); // X_{i+1} [N,D]
   }
 
@@ -265,11 +292,18 @@ export function buildBackwardGraph(ck: Checkpoint): Uint8Array {
     const dS = g.mul(g.mul(s.P, g.sub(dP, g.reduceSum(g.mul(dP, s.P), [-1]))), scale); // ∂L/∂(q·kᵀ)
     const dq = g.reshape(g.matmul(dS, s.kg), [0, H, -1, hd]); // [B,H,T,hd]
     const dk = g.reduceSum(g.matmul(g.transpose(dS, swapLast), s.qg), [2], 0); // [B,Hkv,T,hd]
-    const dqkv = g.op(
-      'Concat',
-      [unheads(ropeBack(dq), H), unheads(ropeBack(dk), Hkv), unheads(dv, Hkv)],
-      { axis: -1 },
-    ); // [N, Q+2K]
+    let dqh = ropeBack(dq); // ∂L/∂q before RoPE [B,H,T,hd]
+    let dkh = ropeBack(dk); // [B,Hkv,T,hd]
+    if (s.qkNorm) {
+      // ---- q_norm, k_norm: grads [hd] (Σ over batch, heads, positions) ----
+      const n = s.qkNorm;
+      const sumHeads = (t: string) => g.reduceSum(t, [0, 1, 2], 0); // [B,n,T,hd] → [hd]
+      grad(sumHeads(g.mul(dqh, n.xhq)), p + 'self_attn.q_norm.weight', [hd]);
+      grad(sumHeads(g.mul(dkh, n.xhk)), p + 'self_attn.k_norm.weight', [hd]);
+      dqh = rmsNormBack(n.rq, n.xhq, g.mul(dqh, n.gQ));
+      dkh = rmsNormBack(n.rk, n.xhk, g.mul(dkh, n.gK));
+    }
+    const dqkv = g.op('Concat', [unheads(dqh, H), unheads(dkh, Hkv), unheads(dv, Hkv)], { axis: -1 }); // [N, Q+2K]
 
     // ---- q_proj [Q, D], k_proj [K, D], v_proj [K, D] ----
     const [dWq, dWk, dWv] = g.opN('Split', [linearBackW(dqkv, s.n1), g.ints([Q, K, K])], 3, { axis: 0 });

@@ -133,6 +133,8 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
     const y = g.mul(g.div(x, g.op('Sqrt', [g.add(ms, eps)])), gain);
     return { y, ms };
   };
+  // qkNorm: RMSNorm of each head's vector of t [B,T,n·hd] over its hd channels (Qwen3's q_norm, k_norm).
+  const headNorm = (t: string, n: number, gain: string) => g.reshape(rmsNorm(g.reshape(t, [0, 0, n, hd]), gain).y, [0, 0, n * hd]);
 
   // ---- embedding, or the stream entering layer `from` ----
   let x: string; // X_from [B,T,D]
@@ -151,7 +153,9 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
 
   for (let i = from; i < L; i++) {
     const p = layerPrefix(i);
-    const scale = 1 / Math.sqrt(hd); // folded into W_q (and b_q)
+    // 1/√hd is folded into W_q (and b_q); with qkNorm into q_norm's gain instead (the norm would cancel it in W_q).
+    const scale = 1 / Math.sqrt(hd);
+    const qScale = c.qkNorm ? 1 : scale;
 
     // ---- attention ----
     const attNorm = rmsNorm(x, g.weight(`l${i}.att_norm`, [D], w(p + 'input_layernorm.weight')));
@@ -159,7 +163,7 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
     // q_proj [H*hd, D], k_proj [Hkv*hd, D], v_proj [Hkv*hd, D] → W_qkv [D, H*hd + 2·Hkv*hd]
     const wqkv = fusedTransposed(
       [
-        { w: w(p + 'self_attn.q_proj.weight'), rows: qDim, scale },
+        { w: w(p + 'self_attn.q_proj.weight'), rows: qDim, scale: qScale },
         { w: w(p + 'self_attn.k_proj.weight'), rows: kvDim },
         { w: w(p + 'self_attn.v_proj.weight'), rows: kvDim },
       ],
@@ -169,11 +173,14 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
     if (c.qkvBias) {
       const b = concat(
         [w(p + 'self_attn.q_proj.bias'), w(p + 'self_attn.k_proj.bias'), w(p + 'self_attn.v_proj.bias')],
-        [scale, 1, 1],
+        [qScale, 1, 1],
       );
       qkv = g.add(qkv, g.weight(`l${i}.bqkv`, [qDim + 2 * kvDim], b));
     }
-    const [q0, k0, v0] = g.opN('Split', [qkv, g.ints([qDim, kvDim, kvDim])], 3, { axis: -1 });
+    const [qp, kp, v0] = g.opN('Split', [qkv, g.ints([qDim, kvDim, kvDim])], 3, { axis: -1 });
+    // q_norm [hd] (×1/√hd), k_norm [hd] (qkNorm): before RoPE, which both attention implementations apply after this
+    const q0 = c.qkNorm ? headNorm(qp, H, g.weight(`l${i}.q_norm`, [hd], concat([w(p + 'self_attn.q_norm.weight')], [scale]))) : qp;
+    const k0 = c.qkNorm ? headNorm(kp, Hkv, g.weight(`l${i}.k_norm`, [hd], w(p + 'self_attn.k_norm.weight'))) : kp;
     const merged = attend(i, q0, k0, v0); // [B,T,H*hd]
     // o_proj [D, H*hd]
     let o = g.matmul(merged, g.weight(`l${i}.wo`, [qDim, D], transposed(w(p + 'self_attn.o_proj.weight'), D, qDim)));
@@ -254,7 +261,7 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   return g;
 }
 
-/** Attention of layer i: q [B,T,H*hd] (already scaled by 1/√hd), k, v [B,T,Hkv*hd] → [B,T,H*hd]. */
+/** Attention of layer i: q [B,T,H*hd] (already scaled by 1/√hd, q/k already normed with qkNorm; RoPE not yet applied), k, v [B,T,Hkv*hd] → [B,T,H*hd]. */
 type Attend = (i: number, q: string, k: string, v: string) => string;
 
 /**

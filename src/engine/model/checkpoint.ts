@@ -15,6 +15,8 @@ import type { Tokenizer } from './tokenizer';
  *   model.layers.{i}.self_attn.k_proj.weight        [Hkv*hd, D]  (+ .bias)
  *   model.layers.{i}.self_attn.v_proj.weight        [Hkv*hd, D]  (+ .bias)
  *   model.layers.{i}.self_attn.o_proj.weight        [D, H*hd]    (+ .bias [D] if oBias)
+ *   model.layers.{i}.self_attn.q_norm.weight        [hd]         (qkNorm: per-head RMSNorm gain on q)
+ *   model.layers.{i}.self_attn.k_norm.weight        [hd]         (qkNorm: per-head RMSNorm gain on k)
  *   model.layers.{i}.post_attention_layernorm.weight [D]
  *   model.layers.{i}.mlp.gate_proj.weight           [F, D]       (+ .bias if mlpBias)
  *   model.layers.{i}.mlp.up_proj.weight             [F, D]       (+ .bias)
@@ -55,6 +57,10 @@ export function expectedTensors(c: LlamaConfig): Map<string, number[]> {
       out.set(p + 'self_attn.v_proj.bias', [kv]);
     }
     if (c.oBias) out.set(p + 'self_attn.o_proj.bias', [D]);
+    if (c.qkNorm) {
+      out.set(p + 'self_attn.q_norm.weight', [c.headDim]);
+      out.set(p + 'self_attn.k_norm.weight', [c.headDim]);
+    }
     out.set(p + 'post_attention_layernorm.weight', [D]);
     out.set(p + 'mlp.gate_proj.weight', [F, D]);
     out.set(p + 'mlp.up_proj.weight', [F, D]);
@@ -112,8 +118,8 @@ export function parameterCount(ck: Checkpoint): number {
 
 /**
  * The weights of decoder layer k whose gradients the graph outputs (all of them: the four
- * attention projections, the three MLP projections, both norm gains, biases the config
- * has), with their HF shapes. Taylor+ scores layer k over exactly these.
+ * attention projections, the three MLP projections, both norm gains, the q/k norm gains and
+ * biases the config has), with their HF shapes. Taylor+ scores layer k over exactly these.
  */
 export function layerWeightShapes(c: LlamaConfig, k: number): Map<string, number[]> {
   const p = layerPrefix(k);

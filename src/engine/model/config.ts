@@ -15,7 +15,7 @@ export interface Llama3RopeScaling {
  */
 export interface LlamaConfig {
   /** The Hugging Face architecture this came from or will be written as. */
-  architecture: 'LlamaForCausalLM' | 'MistralForCausalLM' | 'Qwen2ForCausalLM';
+  architecture: 'LlamaForCausalLM' | 'MistralForCausalLM' | 'Qwen2ForCausalLM' | 'Qwen3ForCausalLM';
   hiddenSize: number; // D
   intermediateSize: number; // F
   numLayers: number; // L
@@ -34,6 +34,11 @@ export interface LlamaConfig {
   oBias: boolean;
   /** Biases on gate/up/down_proj (Llama's mlp_bias). */
   mlpBias: boolean;
+  /**
+   * Per-head RMSNorm on queries and keys before RoPE (Qwen3's self_attn.q_norm / k_norm,
+   * gains [hd], eps rmsNormEps).
+   */
+  qkNorm: boolean;
   bosTokenId: number;
   eosTokenId: number;
   torchDtype?: string;
@@ -44,7 +49,7 @@ export interface LlamaConfig {
   layerTypes?: string[];
 }
 
-const ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'] as const;
+const ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM'] as const;
 
 type Json = Record<string, unknown>;
 
@@ -108,8 +113,12 @@ export function fromHfConfig(json: Json, file = 'config.json'): LlamaConfig {
   if (act !== 'silu') {
     throw new LopperError('unsupported-config', `hidden_act "${String(act)}" is not supported (only silu)`, file);
   }
-  if (architecture === 'Qwen2ForCausalLM' && json.use_sliding_window === true) {
-    throw new LopperError('unsupported-config', 'sliding-window attention (use_sliding_window) is not supported', file);
+  if ((architecture === 'Qwen2ForCausalLM' || architecture === 'Qwen3ForCausalLM') && json.use_sliding_window === true) {
+    throw new LopperError(
+      'unsupported-config',
+      'sliding-window attention (use_sliding_window: true) is not supported: lopper computes full causal attention in every layer',
+      file,
+    );
   }
   if (architecture === 'MistralForCausalLM') {
     const sw = json.sliding_window;
@@ -153,6 +162,7 @@ export function fromHfConfig(json: Json, file = 'config.json'): LlamaConfig {
     qkvBias: isQwen2 || attentionBias,
     oBias: !isQwen2 && attentionBias,
     mlpBias: json.mlp_bias === true,
+    qkNorm: architecture === 'Qwen3ForCausalLM',
     bosTokenId: firstId(json.bos_token_id, 1),
     eosTokenId: firstId(json.eos_token_id, 2),
     torchDtype: typeof json.torch_dtype === 'string' ? json.torch_dtype : undefined,
@@ -163,7 +173,12 @@ export function fromHfConfig(json: Json, file = 'config.json'): LlamaConfig {
 /** The inverse of fromHfConfig: a config.json other tools load. */
 export function toHfConfig(c: LlamaConfig): Json {
   const isQwen2 = c.architecture === 'Qwen2ForCausalLM';
-  const modelType = { LlamaForCausalLM: 'llama', MistralForCausalLM: 'mistral', Qwen2ForCausalLM: 'qwen2' }[c.architecture];
+  if (c.qkNorm !== (c.architecture === 'Qwen3ForCausalLM')) {
+    throw new LopperError('unsupported-config', `a config.json cannot say ${c.architecture} with${c.qkNorm ? '' : 'out'} q/k norms (only Qwen3 has them)`);
+  }
+  const modelType = { LlamaForCausalLM: 'llama', MistralForCausalLM: 'mistral', Qwen2ForCausalLM: 'qwen2', Qwen3ForCausalLM: 'qwen3' }[
+    c.architecture
+  ];
   const json: Json = {
     architectures: [c.architecture],
     model_type: modelType,
@@ -196,7 +211,11 @@ export function toHfConfig(c: LlamaConfig): Json {
     checkLayerTypes(c.layerTypes, c.numLayers);
     json.layer_types = [...c.layerTypes];
   }
-  if (!isQwen2) {
+  if (c.architecture === 'Qwen3ForCausalLM') {
+    json.attention_bias = c.oBias; // Qwen3Config has no mlp_bias
+    json.use_sliding_window = false;
+    json.sliding_window = null;
+  } else if (!isQwen2) {
     json.attention_bias = c.oBias;
     json.mlp_bias = c.mlpBias;
   }

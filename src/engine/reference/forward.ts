@@ -8,7 +8,9 @@
  *   logits  = lm_head(RMSNorm_final(X_L))
  *
  * RMSNorm(x) = x / sqrt(mean(x²) + eps) · g. RoPE is rotate-half (HF layout), attention is
- * causal with scale 1/sqrt(hd), GQA maps head h to kv head floor(h / (H / Hkv)).
+ * causal with scale 1/sqrt(hd), GQA maps head h to kv head floor(h / (H / Hkv)). With qkNorm
+ * (Qwen3) each head's q and k vector [hd] goes through its own RMSNorm (q_norm, k_norm, the
+ * model's eps) after the projection and before RoPE.
  * Every matrix is row-major; every weight is HF layout [out, in].
  */
 import { LopperError } from '../errors';
@@ -31,6 +33,8 @@ interface LayerWeights {
   bk: Float64Array | null; // [Hkv*hd]   (qkvBias)
   bv: Float64Array | null; // [Hkv*hd]   (qkvBias)
   bo: Float64Array | null; // [D]        (oBias)
+  qNorm: Float64Array | null; // [hd]    q_norm (qkNorm)
+  kNorm: Float64Array | null; // [hd]    k_norm (qkNorm)
   ffnNorm: Float64Array; //  [D]        post_attention_layernorm
   wGate: Float64Array; //    [F, D]      gate_proj
   wUp: Float64Array; //      [F, D]      up_proj
@@ -183,6 +187,8 @@ export class ReferenceModel {
         bk: opt(p + 'self_attn.k_proj.bias', c.qkvBias),
         bv: opt(p + 'self_attn.v_proj.bias', c.qkvBias),
         bo: opt(p + 'self_attn.o_proj.bias', c.oBias),
+        qNorm: opt(p + 'self_attn.q_norm.weight', c.qkNorm),
+        kNorm: opt(p + 'self_attn.k_norm.weight', c.qkNorm),
         ffnNorm: w(p + 'post_attention_layernorm.weight'),
         wGate: w(p + 'mlp.gate_proj.weight'),
         wUp: w(p + 'mlp.up_proj.weight'),
@@ -203,9 +209,12 @@ export class ReferenceModel {
 
     // attention: h' = x + o_proj(Attn(RMSNorm_att(x)))
     const xn = rmsnorm(x, T, D, w.attnNorm, eps);
-    const q = matmul(xn, T, D, w.wq, H * hd, w.bq); //   [T, H*hd]
-    const k = matmul(xn, T, D, w.wk, Hkv * hd, w.bk); // [T, Hkv*hd]
+    let q = matmul(xn, T, D, w.wq, H * hd, w.bq); //   [T, H*hd]
+    let k = matmul(xn, T, D, w.wk, Hkv * hd, w.bk); // [T, Hkv*hd]
     const v = matmul(xn, T, D, w.wv, Hkv * hd, w.bv); // [T, Hkv*hd]
+    // qkNorm: [T, n*hd] is [T*n, hd] row-major, so each row there is one head's vector
+    if (w.qNorm) q = rmsnorm(q, T * H, hd, w.qNorm, eps);
+    if (w.kNorm) k = rmsnorm(k, T * Hkv, hd, w.kNorm, eps);
     rope(q, T, H, hd, cos, sin);
     rope(k, T, Hkv, hd, cos, sin);
     const att = attention(q, k, v, T, H, Hkv, hd); //    [T, H*hd]
