@@ -70,7 +70,7 @@ export class RunStore {
   }
 
   /** Whether the shown result was computed with the current settings: the same model and the same run identity. */
-  get matches(): boolean {
+  readonly matches = $derived.by(() => {
     const r = this.result;
     const model = this.app.model.summary;
     if (!r || !model || r.model.key !== model.key) return false;
@@ -79,5 +79,5 @@ export class RunStore {
     } catch {
       return false; // a custom text is not given: no result is for these settings
     }
-  }
+  });
 }
