@@ -1,5 +1,6 @@
 /** Settings live in the URL: a link restores a setup; bad values fall back to the defaults. */
 import { afterEach, expect, test } from 'vitest';
+import { runIdentity, sameRun } from '../../src/app/run-identity';
 import { DEFAULTS, Settings } from '../../src/ui/stores/settings.svelte';
 
 const testerUrl = location.href;
@@ -45,4 +46,17 @@ test('unknown or malformed values fall back to the defaults', () => {
   const r = s.runSettings('wasm');
   expect(r.calib).toEqual({ kind: 'builtin', id: 'tinystories-calib', url: `${location.origin}/data/tinystories/calib.txt` });
   expect(r.skipFirst).toBeUndefined();
+});
+
+test('the random metric’s seed: in the link and in the run’s identity for metric random only', () => {
+  const s = new Settings('?metric=random&seed=7&calib=tinystories-calib&eval=tinystories-eval');
+  expect(s.params().seed).toBe('7');
+  expect(s.runSettings('wasm').seed).toBe(7);
+  const other = new Settings('?metric=random&seed=8&calib=tinystories-calib&eval=tinystories-eval');
+  expect(sameRun(runIdentity(s.runSettings('wasm')), runIdentity(other.runSettings('wasm')))).toBe(false);
+  // Other metrics do not read a seed: it is neither in the link nor in the identity, so it cannot split their cache.
+  const bi = new Settings('?metric=bi&seed=7');
+  expect(bi.params().seed).toBeUndefined();
+  expect('seed' in runIdentity(bi.runSettings('wasm'))).toBe(false);
+  expect(sameRun(runIdentity(bi.runSettings('wasm')), runIdentity(new Settings('?metric=bi').runSettings('wasm')))).toBe(true);
 });

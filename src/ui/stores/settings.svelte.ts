@@ -52,6 +52,9 @@ export interface CustomText {
   text: string;
 }
 
+/** Every URL parameter the settings read and write (writeUrl replaces exactly these). */
+const URL_PARAMS = ['model', 'tokenizer', 'backend', 'metric', 'layers', 'mode', 'fold', 'windows', 'window', 'calib', 'eval', 'skipFirst', 'skipLast', 'seed'] as const;
+
 function intParam(q: URLSearchParams, name: string, min: number, fallback: number): number {
   const v = Number(q.get(name));
   return q.has(name) && Number.isInteger(v) && v >= min ? v : fallback;
@@ -79,6 +82,8 @@ export class Settings {
   window = $state(DEFAULTS.window);
   skipFirst = $state<number | null | undefined>(undefined);
   skipLast = $state<number | null | undefined>(undefined);
+  /** the random metric's seed (only the random metric reads it, so only it sends one) */
+  seed = $state(0);
   /** built-in text id, or 'custom' */
   calib = $state(DEFAULT_CALIB);
   eval = $state(DEFAULT_EVAL);
@@ -106,6 +111,7 @@ export class Settings {
     this.window = intParam(q, 'window', 2, DEFAULTS.window);
     this.skipFirst = optIntParam(q, 'skipFirst');
     this.skipLast = optIntParam(q, 'skipLast');
+    this.seed = intParam(q, 'seed', 0, 0);
     const calib = q.get('calib');
     this.calib = calib && (calib === 'custom' || textById(calib)) ? calib : DEFAULT_CALIB;
     const ev = q.get('eval');
@@ -130,15 +136,14 @@ export class Settings {
     });
     if (opt(this.skipFirst) !== undefined) p.skipFirst = String(this.skipFirst);
     if (opt(this.skipLast) !== undefined) p.skipLast = String(this.skipLast);
+    if (this.metric === 'random') p.seed = String(this.seed);
     return p;
   }
 
   /** Write the settings into the page URL (replaceState: no history entry per change). */
   writeUrl(): void {
     const url = new URL(location.href);
-    for (const k of ['model', 'tokenizer', 'backend', 'metric', 'layers', 'mode', 'fold', 'windows', 'window', 'calib', 'eval', 'skipFirst', 'skipLast']) {
-      url.searchParams.delete(k);
-    }
+    for (const k of URL_PARAMS) url.searchParams.delete(k);
     for (const [k, v] of Object.entries(this.params())) url.searchParams.set(k, v);
     if (url.href !== location.href) history.replaceState(history.state, '', url);
   }
@@ -164,6 +169,7 @@ export class Settings {
       window: this.window,
       skipFirst: opt(this.skipFirst),
       skipLast: opt(this.skipLast),
+      seed: this.metric === 'random' ? (opt(this.seed) ?? 0) : undefined,
       calib: this.text(this.calib, this.customCalib, 'calibration'),
       eval: this.text(this.eval, this.customEval, 'evaluation'),
     };
