@@ -76,7 +76,7 @@ class HttpSource implements FileSource {
  */
 function llama2cWithHfTokenizer(model: Uint8Array, tokenizerJson: Uint8Array, names: { model: string; tokenizer: string }): Checkpoint {
   const { config, tensors } = llama2cWeights(model, names.model);
-  const tokenizer = new HfTokenizer({ 'tokenizer.json': tokenizerJson }, config, names.tokenizer);
+  const tokenizer = new HfTokenizer({ 'tokenizer.json': tokenizerJson }, config, names.tokenizer, names.model);
   return { config, tensors, tokenizer, source: names.model, format: 'llama2c' };
 }
 

@@ -24,7 +24,7 @@
  * RoPE θ = 10000, RMSNorm ε = 1e-5, BOS = 1, EOS = 2 are fixed by run.c.
  */
 import { LopperError } from '../errors';
-import { layerPrefix, validateTensors, type Checkpoint } from '../model/checkpoint';
+import { checkFinite, layerPrefix, validateTensors, type Checkpoint } from '../model/checkpoint';
 import { checkConfig, describeConfig, type LlamaConfig } from '../model/config';
 import { f32Tensor, numel, toFloat32, type Tensor } from '../model/tensor';
 import { Llama2cTokenizer } from '../text/llama2c-tokenizer';
@@ -170,6 +170,7 @@ export function llama2cWeights(model: Uint8Array, file: string): { config: Llama
   tensors.set('model.norm.weight', plain([c.hiddenSize]));
   offset += 2 * c.maxPositions * (c.headDim / 2); // freq_cis_real, freq_cis_imag: recomputed on write
   if (!c.tieWordEmbeddings) tensors.set('lm_head.weight', plain([c.vocabSize, c.hiddenSize]));
+  checkFinite(tensors, file);
   return { config: c, tensors: validateTensors(c, tensors, file, 'the header') };
 }
 

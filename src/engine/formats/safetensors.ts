@@ -1,4 +1,5 @@
 import { LopperError, reason, shown } from '../errors';
+import { checkFinite } from '../model/checkpoint';
 import { concatChunks, type FileChunks } from './chunks';
 import { bytesPerElement, dtypeName, numel, parseDType, type DType, type Tensor } from '../model/tensor';
 
@@ -81,7 +82,8 @@ function checkEntry(name: string, value: unknown, file: string): HeaderEntry {
 /**
  * Every tensor of a .safetensors file, in its storage dtype, copied into aligned arrays.
  * Checked like the reference implementation: a well-formed header, and tensors whose byte
- * spans, in offset order, follow each other without gap or overlap and cover the data exactly.
+ * spans, in offset order, follow each other without gap or overlap and cover the data exactly;
+ * and no NaN or ±Infinity values.
  */
 export function parseSafetensors(bytes: Uint8Array, file: string): Map<string, Tensor> {
   const { header, dataStart } = parseHeader(bytes, file);
@@ -118,6 +120,7 @@ export function parseSafetensors(bytes: Uint8Array, file: string): Map<string, T
     new Uint8Array(data.buffer).set(bytes.subarray(dataStart + begin, dataStart + end));
     tensors.set(name, { dtype, shape: [...shape], data });
   }
+  checkFinite(tensors, file);
   return tensors;
 }
 

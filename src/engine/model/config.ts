@@ -117,8 +117,8 @@ export function checkLayerTypes(types: readonly string[], numLayers: number, fil
 /** bos_token_id / eos_token_id: absent (the fallback), an id, or a list whose first entry is the id; within the vocabulary. */
 function tokenId(json: Json, key: string, fallback: number, vocabSize: number, file: string): number {
   const raw = json[key];
+  if (raw === undefined || raw === null) return fallback;
   const v = Array.isArray(raw) ? raw[0] : raw;
-  if (v === undefined || v === null) return fallback;
   if (!(Number.isInteger(v) && (v as number) >= 0 && (v as number) < vocabSize)) {
     throw new LopperError('unsupported-config', `config "${key}" must be a token id from 0 to ${vocabSize - 1}, got ${shown(v)}`, file);
   }

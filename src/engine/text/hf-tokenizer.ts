@@ -22,9 +22,9 @@ export function parseJsonObject(bytes: Uint8Array, file: string): Record<string,
  * transformers.js sees the file (it sizes arrays by the largest id): every id a whole number
  * below the model's vocab_size, so the tokenizer never makes an id the embedding lacks.
  */
-function checkIds(json: Record<string, unknown>, vocabSize: number, file: string): void {
+function checkIds(json: Record<string, unknown>, vocabSize: number, file: string, configName: string): void {
   const bad = (what: string, v: unknown) =>
-    new LopperError('shape-mismatch', `${what} is ${shown(v)}, not a token id below the model's vocab_size ${vocabSize}`, file);
+    new LopperError('shape-mismatch', `${what} is ${shown(v)}, not a token id below vocab_size ${vocabSize} (${configName})`, file);
   const isId = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) < vocabSize;
   const model = json.model;
   if (typeof model !== 'object' || model === null || Array.isArray(model)) {
@@ -33,7 +33,7 @@ function checkIds(json: Record<string, unknown>, vocabSize: number, file: string
   const vocab = (model as Record<string, unknown>).vocab;
   if (Array.isArray(vocab)) {
     // Unigram: [piece, score] pairs, the id is the position
-    if (vocab.length > vocabSize) throw new LopperError('shape-mismatch', `the vocabulary has ${vocab.length} tokens but the model's vocab_size is ${vocabSize}`, file);
+    if (vocab.length > vocabSize) throw new LopperError('shape-mismatch', `the vocabulary has ${vocab.length} tokens but vocab_size is ${vocabSize} (${configName})`, file);
   } else if (typeof vocab === 'object' && vocab !== null) {
     for (const [piece, id] of Object.entries(vocab)) if (!isId(id)) throw bad(`the id of token ${shown(piece)}`, id);
   } else if (vocab !== undefined) {
@@ -68,11 +68,13 @@ export class HfTokenizer implements Tokenizer {
    *   special_tokens_map.json (kept for files(); only the first two are read)
    * @param model the model's BOS and EOS ids and its vocab_size (no token id may reach it)
    * @param where the folder or URL they came from, for messages
+   * @param configName where vocab_size comes from, for messages (config.json, a llama2.c model)
    */
   constructor(
     private readonly sourceFiles: Record<string, Uint8Array>,
     model: { bosTokenId: number; eosTokenId: number; vocabSize: number },
     where: string,
+    configName = "the model's config",
   ) {
     this.bosId = model.bosTokenId;
     this.eosId = model.eosTokenId;
@@ -82,7 +84,7 @@ export class HfTokenizer implements Tokenizer {
     const config = sourceFiles[TOKENIZER_CONFIG_JSON];
     const tokenizerJson = parseJsonObject(json, this.file);
     const tokenizerConfig = config ? parseJsonObject(config, `${where}/${TOKENIZER_CONFIG_JSON}`) : {};
-    checkIds(tokenizerJson, model.vocabSize, this.file);
+    checkIds(tokenizerJson, model.vocabSize, this.file, configName);
     this.tokenizer = this.guard('cannot be read', () => {
       const t = new PreTrainedTokenizer(tokenizerJson, tokenizerConfig);
       t.decode(t.encode('Hello, world! 123', { add_special_tokens: false }));
