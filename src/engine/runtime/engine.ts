@@ -187,6 +187,7 @@ export class Engine {
       if (want.stats) {
         for (let k = from; k < L; k++) r.cos[k] = part(`stats.cos.${k}`, b, T);
         for (let k = from; k <= L; k++) r.absMean[k] = part(`stats.absmean.${k}`, b, D);
+        for (let k = from; k <= L; k++) checkFinite(sumOf(r.absMean[k]), `the mean magnitude of the stream at layer boundary ${k}`);
       }
       if (want.streams) for (let k = from === 0 ? 0 : from + 1; k <= L; k++) r.streams[k] = part(`stream.${k}`, b, T * D);
       if (want.nll) r.nll = part('nll', b, T).subarray(0, T - 1);
@@ -309,7 +310,9 @@ export class Engine {
         }
       }
       P += T;
-      const next = sample(out.logits.data as Float32Array);
+      const logits = out.logits.data as Float32Array;
+      checkFinite(sumOf(logits), `the logits of generated token ${n + 1}`);
+      const next = sample(logits);
       out.logits.dispose();
       if (next === c.eosTokenId && opts.stopAtEos !== false) return;
       yield next;
@@ -332,6 +335,12 @@ function checkFinite(value: number, what: string): void {
   if (!Number.isFinite(value)) {
     throw new LopperError('non-finite', `${what} is ${value}: the model's activations overflow float32 (its weights are finite but too large)`);
   }
+}
+
+function sumOf(values: Float32Array): number {
+  let sum = 0;
+  for (const v of values) sum += v;
+  return sum;
 }
 
 /** log softmax(row)[id] for the row of V values at `offset`, accumulated in float64. */
