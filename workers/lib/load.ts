@@ -74,9 +74,9 @@ class HttpSource implements FileSource {
  * tinyllamas models): the weights as llama2.c holds them, the tokenizer checked against the
  * header's vocab_size.
  */
-function llama2cWithHfTokenizer(model: Uint8Array, tokenizerJson: Uint8Array, names: { model: string; tokenizer: string }): Checkpoint {
+async function llama2cWithHfTokenizer(model: Uint8Array, tokenizerJson: Uint8Array, names: { model: string; tokenizer: string }): Promise<Checkpoint> {
   const { config, tensors } = llama2cWeights(model, names.model);
-  const tokenizer = new HfTokenizer({ 'tokenizer.json': tokenizerJson }, config, names.tokenizer, names.model);
+  const tokenizer = await HfTokenizer.create({ 'tokenizer.json': tokenizerJson }, config, names.tokenizer, names.model);
   return { config, tensors, tokenizer, source: names.model, format: 'llama2c' };
 }
 
@@ -182,7 +182,7 @@ export async function loadModel(source: ModelSource, ctx: LoadContext): Promise<
         onRead(model.length + tok.length);
         tracker.start('parse');
         const names = { model: baseName(source.model), tokenizer: baseName(source.tokenizer) };
-        ck = names.tokenizer.endsWith('.json') ? llama2cWithHfTokenizer(model, tok, names) : loadLlama2c(model, tok, names);
+        ck = names.tokenizer.endsWith('.json') ? await llama2cWithHfTokenizer(model, tok, names) : loadLlama2c(model, tok, names);
         name = names.model;
       } else {
         ck = await loadHfFolder(new HttpSource(source.model, fetchFile, onRead));
@@ -198,7 +198,7 @@ export async function loadModel(source: ModelSource, ctx: LoadContext): Promise<
       const [model, tok] = await Promise.all([bytesOf(source.model), bytesOf(source.tokenizer)]);
       onRead(model.length + tok.length);
       const names = { model: source.model.name, tokenizer: source.tokenizer.name };
-      ck = names.tokenizer.endsWith('.json') ? llama2cWithHfTokenizer(model, tok, names) : loadLlama2c(model, tok, names);
+      ck = names.tokenizer.endsWith('.json') ? await llama2cWithHfTokenizer(model, tok, names) : loadLlama2c(model, tok, names);
       break;
     }
     case 'hf-files': {

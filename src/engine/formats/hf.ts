@@ -95,7 +95,7 @@ export async function loadHfFolder(src: FileSource): Promise<Checkpoint> {
   for (const optional of OPTIONAL_TOKENIZER_FILES) {
     if (await src.exists(optional)) tokenizerFiles[optional] = await src.read(optional);
   }
-  const tokenizer = new HfTokenizer(tokenizerFiles, config, src.name, CONFIG_JSON);
+  const tokenizer = await HfTokenizer.create(tokenizerFiles, config, src.name, CONFIG_JSON);
   const { tensors, file } = await readWeights(src);
   return {
     config,

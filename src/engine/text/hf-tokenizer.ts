@@ -1,4 +1,4 @@
-import { PreTrainedTokenizer } from '@huggingface/transformers';
+import type { PreTrainedTokenizer } from '@huggingface/transformers';
 import { LopperError, reason, shown } from '../errors';
 import type { Tokenizer } from '../model/tokenizer';
 
@@ -53,15 +53,15 @@ function checkIds(json: Record<string, unknown>, vocabSize: number, file: string
  * from the files' bytes: nothing is fetched. transformers.js's Llama-family tokenizer
  * classes (LlamaTokenizer, Qwen2Tokenizer, …) add nothing to encode/decode, so the base
  * class serves them all. Whatever transformers.js throws (building it, the first encode, any
- * later call) becomes a LopperError naming tokenizer.json.
+ * later call) becomes a LopperError naming tokenizer.json. transformers.js is imported when
+ * the first one is made (HfTokenizer.create), so what never reads a tokenizer.json (a llama2.c
+ * model, --help) does not wait for it.
  */
 export class HfTokenizer implements Tokenizer {
   readonly kind = 'hf';
   readonly vocabSize: number;
   readonly bosId: number;
   readonly eosId: number;
-  private readonly tokenizer: PreTrainedTokenizer;
-  private readonly file: string;
 
   /**
    * @param sourceFiles tokenizer.json and, when the model has them, tokenizer_config.json and
@@ -70,51 +70,61 @@ export class HfTokenizer implements Tokenizer {
    * @param where the folder or URL they came from, for messages
    * @param configName where vocab_size comes from, for messages (config.json, a llama2.c model)
    */
-  constructor(
-    private readonly sourceFiles: Record<string, Uint8Array>,
+  static async create(
+    sourceFiles: Record<string, Uint8Array>,
     model: { bosTokenId: number; eosTokenId: number; vocabSize: number },
     where: string,
     configName = "the model's config",
-  ) {
-    this.bosId = model.bosTokenId;
-    this.eosId = model.eosTokenId;
-    this.file = `${where}/${TOKENIZER_JSON}`;
+  ): Promise<HfTokenizer> {
+    const file = `${where}/${TOKENIZER_JSON}`;
     const json = sourceFiles[TOKENIZER_JSON];
     if (!json) throw new LopperError('not-found', `no ${TOKENIZER_JSON}`, where);
     const config = sourceFiles[TOKENIZER_CONFIG_JSON];
-    const tokenizerJson = parseJsonObject(json, this.file);
+    const tokenizerJson = parseJsonObject(json, file);
     const tokenizerConfig = config ? parseJsonObject(config, `${where}/${TOKENIZER_CONFIG_JSON}`) : {};
-    checkIds(tokenizerJson, model.vocabSize, this.file, configName);
-    this.tokenizer = this.guard('cannot be read', () => {
+    checkIds(tokenizerJson, model.vocabSize, file, configName);
+    const { PreTrainedTokenizer } = await import('@huggingface/transformers');
+    const tokenizer = guard(file, 'cannot be read', () => {
       const t = new PreTrainedTokenizer(tokenizerJson, tokenizerConfig);
       t.decode(t.encode('Hello, world! 123', { add_special_tokens: false }));
       return t;
     });
+    return new HfTokenizer(sourceFiles, model, file, tokenizer);
+  }
+
+  private constructor(
+    private readonly sourceFiles: Record<string, Uint8Array>,
+    model: { bosTokenId: number; eosTokenId: number },
+    private readonly file: string,
+    private readonly tokenizer: PreTrainedTokenizer,
+  ) {
+    this.bosId = model.bosTokenId;
+    this.eosId = model.eosTokenId;
     let maxId = -1;
-    for (const id of this.tokenizer.get_vocab().values()) maxId = Math.max(maxId, id);
+    for (const id of tokenizer.get_vocab().values()) maxId = Math.max(maxId, id);
     this.vocabSize = maxId + 1;
   }
 
-  /** `fn`'s result, or a LopperError naming tokenizer.json for whatever transformers.js throws. */
-  private guard<T>(what: string, fn: () => T): T {
-    try {
-      return fn();
-    } catch (e) {
-      if (e instanceof LopperError) throw e;
-      throw new LopperError('corrupt', `transformers.js ${what} it: ${reason(e)}`, this.file);
-    }
-  }
-
   encode(text: string): number[] {
-    return this.guard('cannot encode with', () => this.tokenizer.encode(text, { add_special_tokens: false }));
+    return guard(this.file, 'cannot encode with', () => this.tokenizer.encode(text, { add_special_tokens: false }));
   }
 
   decode(ids: readonly number[]): string {
     const kept = ids.filter((id) => id !== this.bosId && id !== this.eosId);
-    return kept.length ? this.guard('cannot decode with', () => this.tokenizer.decode(kept, { skip_special_tokens: true })) : '';
+    return kept.length ? guard(this.file, 'cannot decode with', () => this.tokenizer.decode(kept, { skip_special_tokens: true })) : '';
   }
 
   files(): Record<string, Uint8Array> {
     return { ...this.sourceFiles };
+  }
+}
+
+/** `fn`'s result, or a LopperError naming `file` for whatever transformers.js throws. */
+function guard<T>(file: string, what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof LopperError) throw e;
+    throw new LopperError('corrupt', `transformers.js ${what} it: ${reason(e)}`, file);
   }
 }
