@@ -354,6 +354,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`lopper ${name}: ${e.message}\n`);
       return 1;
     }
-    throw e;
+    // Nothing a file or an option can cause gets here: this is a bug in lopper.
+    process.stderr.write(`lopper ${name}: internal error, a bug in lopper (please report it with this trace):\n${(e as Error)?.stack ?? String(e)}\n`);
+    return 70;
   }
 }

@@ -340,19 +340,19 @@ describe('HF folder errors name the file', () => {
 });
 
 describe('ByteTokenizer (test helper) through its tokenizer.json', () => {
-  test('ids are bytes + 3 and decode restores the text', () => {
+  test('ids are bytes + 3 and decode restores the text', async () => {
     const tok = new ByteTokenizer();
     expect(tok.encode('Hi é')).toEqual([0x48 + 3, 0x69 + 3, 0x20 + 3, 0xc3 + 3, 0xa9 + 3]);
     expect(tok.decode([1, ...tok.encode(TEXT), 2])).toBe(TEXT);
-    const hf = new HfTokenizer(tok.files(), 1, 2, SRC);
+    const hf = await HfTokenizer.create(tok.files(), { bosTokenId: 1, eosTokenId: 2, vocabSize: tok.vocabSize }, SRC);
     expect(hf.encode(TEXT)).toEqual(tok.encode(TEXT));
     expect(hf.decode(tok.encode(TEXT))).toBe(TEXT);
   });
 
-  test('a vocabulary under 259 turns characters whose bytes do not fit into <unk>', () => {
+  test('a vocabulary under 259 turns characters whose bytes do not fit into <unk>', async () => {
     const tok = new ByteTokenizer(100);
     expect(tok.encode('A_a€')).toEqual([0x41 + 3, 0x5f + 3, 0, 0]);
-    expect(new HfTokenizer(tok.files(), 1, 2, SRC).encode('A_a€')).toEqual([0x41 + 3, 0x5f + 3, 0, 0]);
+    expect((await HfTokenizer.create(tok.files(), { bosTokenId: 1, eosTokenId: 2, vocabSize: tok.vocabSize }, SRC)).encode('A_a€')).toEqual([0x41 + 3, 0x5f + 3, 0, 0]);
   });
 });
 
@@ -364,7 +364,7 @@ describe('HfTokenizer', () => {
       'tokenizer.json': new Uint8Array(await readFile(new URL('tokenizer.json', dir))),
       'tokenizer_config.json': new Uint8Array(await readFile(new URL('tokenizer_config.json', dir))),
     };
-    const tok = new HfTokenizer(files, 1, 2, dir.pathname);
+    const tok = await HfTokenizer.create(files, { bosTokenId: 1, eosTokenId: 2, vocabSize: 32000 }, dir.pathname);
     expect(tok.kind).toBe('hf');
     expect(tok.vocabSize).toBe(32000);
     expect(tok.encode('Hello world')).toEqual([15043, 3186]);
@@ -375,9 +375,9 @@ describe('HfTokenizer', () => {
     for (const [name, bytes] of Object.entries(files)) expect(out[name]).toBe(bytes);
   });
 
-  test('a tokenizer.json that is not JSON names the file', () => {
-    const make = () => new HfTokenizer({ 'tokenizer.json': new TextEncoder().encode('not json') }, 1, 2, SRC);
-    expect(make).toThrow(LopperError);
-    expect(make).toThrow(`${SRC}/tokenizer.json`);
+  test('a tokenizer.json that is not JSON names the file', async () => {
+    const make = () => HfTokenizer.create({ 'tokenizer.json': new TextEncoder().encode('not json') }, { bosTokenId: 1, eosTokenId: 2, vocabSize: 10 }, SRC);
+    await expect(make()).rejects.toThrow(LopperError);
+    await expect(make()).rejects.toThrow(`${SRC}/tokenizer.json`);
   });
 });

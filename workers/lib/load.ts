@@ -5,13 +5,13 @@
  */
 import { LopperError } from '../../src/engine/errors';
 import { loadHfFolder } from '../../src/engine/formats/hf';
-import { loadLlama2c } from '../../src/engine/formats/llama2c';
-import type { FileSource } from '../../src/engine/formats/source';
+import { llama2cWeights, loadLlama2c } from '../../src/engine/formats/llama2c';
+import { containedPath, type FileSource } from '../../src/engine/formats/source';
 import { parameterCount, type Checkpoint } from '../../src/engine/model/checkpoint';
 import { fromHfConfig } from '../../src/engine/model/config';
 import { catalogEntry, type CatalogEntry } from '../../src/engine/store/catalog';
 import { fetchEntry, fetchToStore, labelFor, type DownloadProgress as StoreProgress } from '../../src/engine/store/download';
-import { HfTokenizer } from '../../src/engine/text/hf-tokenizer';
+import { HfTokenizer, parseJsonObject } from '../../src/engine/text/hf-tokenizer';
 import type { Backend, DeviceCheck, ModelSource, ModelSummary } from '../../src/app/protocol';
 import { checkDevice, deviceInfo, largestTensor } from './device';
 import { checkAbort } from './cancel';
@@ -54,8 +54,9 @@ class HttpSource implements FileSource {
   ) {
     this.name = base.endsWith('/') ? base : base + '/';
   }
+  /** The file's URL under the folder's (containedPath keeps it there: no "..", scheme or query). */
   private url(path: string): string {
-    return new URL(path, new URL(this.name, location.href)).href;
+    return new URL(containedPath(path, this.name), new URL(this.name, location.href)).href;
   }
   async read(path: string): Promise<Uint8Array> {
     const b = await bytesOf(await this.fetchFile(this.url(path)));
@@ -70,26 +71,13 @@ class HttpSource implements FileSource {
 
 /**
  * A llama2.c checkpoint whose tokenizer is a Hugging Face tokenizer.json (the hub's
- * tinyllamas models): parse the weights with a placeholder llama2.c vocabulary of the
- * header's size, then put the real tokenizer in its place.
+ * tinyllamas models): the weights as llama2.c holds them, the tokenizer checked against the
+ * header's vocab_size.
  */
-function llama2cWithHfTokenizer(model: Uint8Array, tokenizerJson: Uint8Array, names: { model: string; tokenizer: string }): Checkpoint {
-  if (model.byteLength < 28) throw new LopperError('truncated', 'shorter than the llama2.c header', names.model);
-  const V = Math.abs(new DataView(model.buffer, model.byteOffset, 28).getInt32(20, true));
-  const placeholder = new Uint8Array(4 + V * 9);
-  const view = new DataView(placeholder.buffer);
-  view.setInt32(0, 1, true);
-  for (let i = 0; i < V; i++) {
-    view.setFloat32(4 + i * 9, 0, true);
-    view.setInt32(8 + i * 9, 1, true);
-    placeholder[12 + i * 9] = 32 + (i % 90);
-  }
-  const ck = loadLlama2c(model, placeholder, { model: names.model, tokenizer: 'placeholder' });
-  const tokenizer = new HfTokenizer({ 'tokenizer.json': tokenizerJson }, ck.config.bosTokenId, ck.config.eosTokenId, names.tokenizer);
-  if (tokenizer.vocabSize > V) {
-    throw new LopperError('shape-mismatch', `the tokenizer has ${tokenizer.vocabSize} tokens but ${names.model} has vocab_size ${V}`, names.tokenizer);
-  }
-  return { ...ck, tokenizer };
+async function llama2cWithHfTokenizer(model: Uint8Array, tokenizerJson: Uint8Array, names: { model: string; tokenizer: string }): Promise<Checkpoint> {
+  const { config, tensors } = llama2cWeights(model, names.model);
+  const tokenizer = await HfTokenizer.create({ 'tokenizer.json': tokenizerJson }, config, names.tokenizer, names.model);
+  return { config, tensors, tokenizer, source: names.model, format: 'llama2c' };
 }
 
 const baseName = (url: string) => decodeURIComponent(url.split(/[?#]/)[0].split('/').filter(Boolean).pop() || url);
@@ -172,7 +160,8 @@ export async function loadModel(source: ModelSource, ctx: LoadContext): Promise<
         const cfgFile = entry.files.find((f) => f.role === 'config');
         if (cfgFile) {
           const files = await fetchEntry(source.base, { ...entry, files: [cfgFile] }, { token: source.token, signal, onProgress: track });
-          const cfg = fromHfConfig(JSON.parse(new TextDecoder().decode(await bytesOf(files.get(cfgFile.path)!))), `${entry.name}/config.json`);
+          const cfgName = `${entry.name}/config.json`;
+          const cfg = fromHfConfig(parseJsonObject(await bytesOf(files.get(cfgFile.path)!), cfgName), cfgName);
           largest = largestTensor(cfg);
           refuseIfTooLarge(checkDevice(entry.params, largest, ctx.backend, info), entry.name, ctx.force);
         }
@@ -193,7 +182,7 @@ export async function loadModel(source: ModelSource, ctx: LoadContext): Promise<
         onRead(model.length + tok.length);
         tracker.start('parse');
         const names = { model: baseName(source.model), tokenizer: baseName(source.tokenizer) };
-        ck = names.tokenizer.endsWith('.json') ? llama2cWithHfTokenizer(model, tok, names) : loadLlama2c(model, tok, names);
+        ck = names.tokenizer.endsWith('.json') ? await llama2cWithHfTokenizer(model, tok, names) : loadLlama2c(model, tok, names);
         name = names.model;
       } else {
         ck = await loadHfFolder(new HttpSource(source.model, fetchFile, onRead));
@@ -209,7 +198,7 @@ export async function loadModel(source: ModelSource, ctx: LoadContext): Promise<
       const [model, tok] = await Promise.all([bytesOf(source.model), bytesOf(source.tokenizer)]);
       onRead(model.length + tok.length);
       const names = { model: source.model.name, tokenizer: source.tokenizer.name };
-      ck = names.tokenizer.endsWith('.json') ? llama2cWithHfTokenizer(model, tok, names) : loadLlama2c(model, tok, names);
+      ck = names.tokenizer.endsWith('.json') ? await llama2cWithHfTokenizer(model, tok, names) : loadLlama2c(model, tok, names);
       break;
     }
     case 'hf-files': {

@@ -1,4 +1,4 @@
-import { LopperError } from '../errors';
+import { LopperError, shown } from '../errors';
 import { expectedTensors, validateTensors, type Checkpoint } from '../model/checkpoint';
 import { fromHfConfig, toHfConfig } from '../model/config';
 import type { Tensor } from '../model/tensor';
@@ -6,7 +6,7 @@ import { HfTokenizer, parseJsonObject, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON } f
 import { toHfTokenizerFiles, type Llama2cTokenizer } from '../text/llama2c-tokenizer';
 import { concatChunks, type FileChunks } from './chunks';
 import { parseSafetensors, safetensorsChunks } from './safetensors';
-import type { FileSource } from './source';
+import { containedPath, type FileSource } from './source';
 
 /**
  * A Hugging Face model folder: config.json, the weights in model.safetensors or in shards
@@ -33,7 +33,10 @@ async function requireFile(src: FileSource, path: string, hint = ''): Promise<vo
   if (!(await src.exists(path))) throw new LopperError('not-found', `no ${path}: ${FOLDER_LAYOUT}${hint}`, src.name);
 }
 
-/** The weight_map of a sharded checkpoint's index, grouped by shard file. */
+/**
+ * The weight_map of a sharded checkpoint's index, grouped by shard file: every shard path
+ * contained in the model's folder (containedPath), so one shard has one spelling and is read once.
+ */
 function shardsOf(index: Record<string, unknown>, file: string): Map<string, string[]> {
   const weightMap = index.weight_map;
   if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
@@ -42,8 +45,9 @@ function shardsOf(index: Record<string, unknown>, file: string): Map<string, str
   const shards = new Map<string, string[]>();
   for (const [name, shard] of Object.entries(weightMap)) {
     if (typeof shard !== 'string') {
-      throw new LopperError('corrupt', `weight_map entry for "${name}" is not a file name`, file);
+      throw new LopperError('corrupt', `weight_map entry for ${shown(name, 80)} is ${shown(shard)}, not a file name`, file);
     }
+    containedPath(shard, file, `weight_map entry for ${shown(name, 80)}:`);
     const names = shards.get(shard) ?? [];
     names.push(name);
     shards.set(shard, names);
@@ -63,7 +67,7 @@ async function readShardedWeights(src: FileSource): Promise<Map<string, Tensor>>
     const inShard = parseSafetensors(await src.read(shard), shardFile);
     for (const name of names) {
       const t = inShard.get(name);
-      if (!t) throw new LopperError('missing-tensor', `no tensor "${name}" (${SAFETENSORS_INDEX} says it is here)`, shardFile);
+      if (!t) throw new LopperError('missing-tensor', `no tensor ${shown(name, 80)} (${SAFETENSORS_INDEX} says it is here)`, shardFile);
       tensors.set(name, t);
     }
   }
@@ -91,11 +95,12 @@ export async function loadHfFolder(src: FileSource): Promise<Checkpoint> {
   for (const optional of OPTIONAL_TOKENIZER_FILES) {
     if (await src.exists(optional)) tokenizerFiles[optional] = await src.read(optional);
   }
+  const tokenizer = await HfTokenizer.create(tokenizerFiles, config, src.name, CONFIG_JSON);
   const { tensors, file } = await readWeights(src);
   return {
     config,
-    tensors: validateTensors(config, tensors, file),
-    tokenizer: new HfTokenizer(tokenizerFiles, config.bosTokenId, config.eosTokenId, src.name),
+    tensors: validateTensors(config, tensors, file, CONFIG_JSON),
+    tokenizer,
     source: src.name,
     format: 'hf',
   };

@@ -24,8 +24,8 @@
  * RoPE θ = 10000, RMSNorm ε = 1e-5, BOS = 1, EOS = 2 are fixed by run.c.
  */
 import { LopperError } from '../errors';
-import { layerPrefix, validateTensors, type Checkpoint } from '../model/checkpoint';
-import { describeConfig, type LlamaConfig } from '../model/config';
+import { checkFinite, layerPrefix, validateTensors, type Checkpoint } from '../model/checkpoint';
+import { checkConfig, describeConfig, type LlamaConfig } from '../model/config';
 import { f32Tensor, numel, toFloat32, type Tensor } from '../model/tensor';
 import { Llama2cTokenizer } from '../text/llama2c-tokenizer';
 import { concatChunks, type FileChunks } from './chunks';
@@ -82,7 +82,7 @@ function readHeader(model: Uint8Array, file: string): LlamaConfig {
     dim > 0 && hiddenDim > 0 && nLayers > 0 && nHeads > 0 && nKvHeads > 0 && vocab !== 0 && seqLen > 0 &&
     dim % nHeads === 0 && (dim / nHeads) % 2 === 0 && nHeads % nKvHeads === 0;
   if (!sane) throw new LopperError('corrupt', `not a llama2.c header: ${header}`, file);
-  return {
+  const config: LlamaConfig = {
     architecture: 'LlamaForCausalLM',
     hiddenSize: dim,
     intermediateSize: hiddenDim,
@@ -104,6 +104,12 @@ function readHeader(model: Uint8Array, file: string): LlamaConfig {
     eosTokenId: 2,
     torchDtype: 'float32',
   };
+  try {
+    checkConfig(config);
+  } catch (e) {
+    throw new LopperError('corrupt', `not a llama2.c header lopper can run (${header}): ${(e as Error).message}`, file);
+  }
+  return config;
 }
 
 /**
@@ -130,17 +136,18 @@ function permuteRope(w: Float32Array, heads: number, headDim: number, toHalves: 
 }
 
 /**
- * A llama2.c checkpoint and its tokenizer as a Checkpoint (q/k rows permuted to HF's
- * rotate-half layout; other weights view `model`'s bytes when they are 4-byte aligned).
+ * The weights of a llama2.c checkpoint (q/k rows permuted to HF's rotate-half layout; other
+ * weights view `model`'s bytes when they are 4-byte aligned), after checking the header and
+ * that the file holds exactly what it implies, with finite values.
  */
-export function loadLlama2c(model: Uint8Array, tokenizer: Uint8Array, names: { model: string; tokenizer: string }): Checkpoint {
-  const c = readHeader(model, names.model);
+export function llama2cWeights(model: Uint8Array, file: string): { config: LlamaConfig; tensors: Map<string, Tensor> } {
+  const c = readHeader(model, file);
   const expected = HEADER_BYTES + 4 * floatCount(c);
   if (model.byteLength !== expected) {
     throw new LopperError(
       model.byteLength < expected ? 'truncated' : 'corrupt',
       `the header (${describeConfig(c)}, seq_len ${c.maxPositions}) implies ${expected} bytes but the file has ${model.byteLength}`,
-      names.model,
+      file,
     );
   }
   const start = model.byteOffset + HEADER_BYTES;
@@ -164,16 +171,22 @@ export function loadLlama2c(model: Uint8Array, tokenizer: Uint8Array, names: { m
   tensors.set('model.norm.weight', plain([c.hiddenSize]));
   offset += 2 * c.maxPositions * (c.headDim / 2); // freq_cis_real, freq_cis_imag: recomputed on write
   if (!c.tieWordEmbeddings) tensors.set('lm_head.weight', plain([c.vocabSize, c.hiddenSize]));
+  checkFinite(tensors, file);
+  return { config: c, tensors: validateTensors(c, tensors, file, 'the header') };
+}
 
+/** A llama2.c checkpoint and its llama2.c tokenizer as a Checkpoint (see llama2cWeights). */
+export function loadLlama2c(model: Uint8Array, tokenizer: Uint8Array, names: { model: string; tokenizer: string }): Checkpoint {
+  const { config, tensors } = llama2cWeights(model, names.model);
   const tok = new Llama2cTokenizer(tokenizer, names.tokenizer);
-  if (tok.vocabSize !== c.vocabSize) {
+  if (tok.vocabSize !== config.vocabSize) {
     throw new LopperError(
       'shape-mismatch',
-      `the tokenizer has ${tok.vocabSize} tokens but ${names.model} has vocab_size ${c.vocabSize}`,
+      `the tokenizer has ${tok.vocabSize} tokens but ${names.model} has vocab_size ${config.vocabSize}`,
       names.tokenizer,
     );
   }
-  return { config: c, tensors, tokenizer: tok, source: names.model, format: 'llama2c' };
+  return { config, tensors, tokenizer: tok, source: names.model, format: 'llama2c' };
 }
 
 /** What in `c` a llama2.c checkpoint cannot hold (run.c would compute something else); empty when it can. */

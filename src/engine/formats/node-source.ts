@@ -1,24 +1,40 @@
 import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative, isAbsolute } from 'node:path';
 import { LopperError } from '../errors';
 import type { FileSource } from './source';
 
-/** A folder on disk (Node only: the CLI and tests). */
+/** A Node file-system error as a LopperError naming the file (a person's mistake or a bad file, never a bug). */
+export function fileError(e: unknown, path: string): LopperError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return new LopperError('not-found', 'no such file', path);
+  if (code === 'EISDIR') return new LopperError('bad-input', 'is a folder, not a file', path);
+  if (code === 'ERR_FS_FILE_TOO_LARGE' || e instanceof RangeError) {
+    return new LopperError('bad-input', 'is too large to read into memory at once (over 2 GiB): shard it (model.safetensors.index.json)', path);
+  }
+  return new LopperError('not-found', `cannot be read (${code ?? (e as Error).message})`, path);
+}
+
+/** A folder on disk (Node only: the CLI and tests); nothing outside it is read. */
 export class DirSource implements FileSource {
   constructor(readonly name: string) {}
-  async read(path: string): Promise<Uint8Array> {
+  private full(path: string): string {
     const full = join(this.name, path);
+    const rel = relative(this.name, full);
+    if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) throw new LopperError('bad-input', `"${path}" is not inside the folder`, this.name);
+    return full;
+  }
+  async read(path: string): Promise<Uint8Array> {
+    const full = this.full(path);
     try {
       const buf = await readFile(full);
       return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new LopperError('not-found', 'no such file', full);
-      throw e;
+      throw fileError(e, full);
     }
   }
   async exists(path: string): Promise<boolean> {
     try {
-      return (await stat(join(this.name, path))).isFile();
+      return (await stat(this.full(path))).isFile();
     } catch {
       return false;
     }

@@ -1,4 +1,5 @@
-import { LopperError } from '../errors';
+import { LopperError, reason, shown } from '../errors';
+import { checkFinite } from '../model/checkpoint';
 import { concatChunks, type FileChunks } from './chunks';
 import { bytesPerElement, dtypeName, numel, parseDType, type DType, type Tensor } from '../model/tensor';
 
@@ -10,8 +11,10 @@ import { bytesPerElement, dtypeName, numel, parseDType, type DType, type Tensor 
  */
 
 const METADATA_KEY = '__metadata__';
+/** The reference implementation's limit on the header (safetensors' MAX_HEADER_SIZE). */
+const MAX_HEADER_BYTES = 100_000_000;
 
-type HeaderEntry = { dtype: string; shape: number[]; data_offsets: [number, number] };
+type HeaderEntry = { name: string; dtype: DType; shape: number[]; begin: number; end: number };
 
 function isNatural(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -29,12 +32,16 @@ function parseHeader(bytes: Uint8Array, file: string): { header: Record<string, 
       file,
     );
   }
+  if (headerLength > BigInt(MAX_HEADER_BYTES)) {
+    throw new LopperError('corrupt', `header length ${headerLength} is over safetensors' limit of ${MAX_HEADER_BYTES} bytes`, file);
+  }
   const dataStart = 8 + Number(headerLength);
+  const headerBytes = bytes.subarray(8, dataStart);
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, dataStart)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch (e) {
-    throw new LopperError('corrupt', `safetensors header is not valid JSON (${(e as Error).message})`, file);
+    throw new LopperError('corrupt', `safetensors header is not valid JSON (${reason(e)})`, file);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     throw new LopperError('corrupt', 'safetensors header is not a JSON object', file);
@@ -42,61 +49,78 @@ function parseHeader(bytes: Uint8Array, file: string): { header: Record<string, 
   return { header: header as Record<string, unknown>, dataStart };
 }
 
-function tensorDType(name: string, dtype: unknown, file: string): DType {
+/** One header entry, checked as the reference implementation checks it: dtype, shape and byte span agree. */
+function checkEntry(name: string, value: unknown, file: string): HeaderEntry {
+  const tensor = `tensor ${shown(name, 80)}`;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new LopperError('corrupt', `${tensor}: the header entry is ${shown(value)}, not an object`, file);
+  }
+  const { dtype: dtypeField, shape, data_offsets: offsets } = value as Record<string, unknown>;
+  if (typeof dtypeField !== 'string') throw new LopperError('corrupt', `${tensor}: "dtype" is ${shown(dtypeField)}, not a string`, file);
+  let dtype: DType;
   try {
-    return parseDType(String(dtype));
+    dtype = parseDType(dtypeField.slice(0, 20));
   } catch (e) {
-    if (e instanceof LopperError) throw new LopperError(e.code, `tensor "${name}": ${e.message}`, file);
+    if (e instanceof LopperError) throw new LopperError(e.code, `${tensor}: ${e.message}`, file);
     throw e;
   }
-}
-
-function checkEntry(name: string, value: unknown, file: string): HeaderEntry {
-  const entry = value as Partial<HeaderEntry> | null;
-  const shape = entry?.shape;
-  const offsets = entry?.data_offsets;
-  if (
-    !Array.isArray(shape) ||
-    !shape.every(isNatural) ||
-    !Array.isArray(offsets) ||
-    offsets.length !== 2 ||
-    !offsets.every(isNatural) ||
-    offsets[0] > offsets[1]
-  ) {
-    throw new LopperError('corrupt', `tensor "${name}" has a malformed header entry ${JSON.stringify(value)}`, file);
+  if (!Array.isArray(shape) || shape.length > 8 || !shape.every(isNatural)) {
+    throw new LopperError('corrupt', `${tensor}: "shape" is ${shown(shape)}, not a list of up to 8 sizes`, file);
   }
-  return entry as HeaderEntry;
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNatural) || offsets[0] > offsets[1]) {
+    throw new LopperError('corrupt', `${tensor}: "data_offsets" is ${shown(offsets)}, not [begin, end] with begin ≤ end`, file);
+  }
+  const [begin, end] = offsets as number[];
+  const n = numel(shape);
+  const size = n * bytesPerElement(dtype);
+  if (!Number.isSafeInteger(size) || end - begin !== size) {
+    throw new LopperError('corrupt', `${tensor} spans ${end - begin} bytes but ${dtypeName(dtype)} [${shape}] needs ${size}`, file);
+  }
+  return { name, dtype, shape, begin, end };
 }
 
-/** Every tensor of a .safetensors file, in its storage dtype, copied into aligned arrays. */
+/**
+ * Every tensor of a .safetensors file, in its storage dtype, copied into aligned arrays.
+ * Checked like the reference implementation: a well-formed header, and tensors whose byte
+ * spans, in offset order, follow each other without gap or overlap and cover the data exactly;
+ * and no NaN or ±Infinity values.
+ */
 export function parseSafetensors(bytes: Uint8Array, file: string): Map<string, Tensor> {
   const { header, dataStart } = parseHeader(bytes, file);
   const dataLength = bytes.length - dataStart;
-  const tensors = new Map<string, Tensor>();
+  const entries: HeaderEntry[] = [];
   for (const [name, value] of Object.entries(header)) {
-    if (name === METADATA_KEY) continue;
-    const { dtype: dtypeField, shape, data_offsets: [begin, end] } = checkEntry(name, value, file);
-    const dtype = tensorDType(name, dtypeField, file);
-    if (end > dataLength) {
-      throw new LopperError(
-        'truncated',
-        `tensor "${name}" ends at byte ${end} of the data but the file holds only ${dataLength} data bytes`,
-        file,
-      );
+    if (name === METADATA_KEY) {
+      const ok = typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
+      if (!ok) throw new LopperError('corrupt', `"${METADATA_KEY}" is ${shown(value)}, not an object of strings`, file);
+      continue;
     }
-    const n = numel(shape);
-    const size = n * bytesPerElement(dtype);
-    if (end - begin !== size) {
-      throw new LopperError(
-        'corrupt',
-        `tensor "${name}" spans ${end - begin} bytes but ${dtypeName(dtype)} [${shape}] needs ${size}`,
-        file,
-      );
+    entries.push(checkEntry(name, value, file));
+  }
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (const e of entries) {
+    if (e.begin !== at) {
+      const what = e.begin < at ? 'overlaps the tensor before it' : `leaves a gap of ${e.begin - at} bytes before it`;
+      throw new LopperError('corrupt', `tensor ${shown(e.name, 80)} at data bytes ${e.begin}..${e.end} ${what} (tensors must cover the data contiguously)`, file);
     }
+    at = e.end;
+  }
+  const cut = entries.find((e) => e.end > dataLength);
+  if (cut) {
+    throw new LopperError('truncated', `tensor ${shown(cut.name, 80)} ends at byte ${cut.end} of the data but the file holds only ${dataLength} data bytes`, file);
+  }
+  if (at !== dataLength) {
+    throw new LopperError('corrupt', `the tensors cover ${at} data bytes but the file holds ${dataLength} after its header (tensors must cover the data exactly)`, file);
+  }
+  const tensors = new Map<string, Tensor>();
+  for (const { name, dtype, shape, begin, end } of entries) {
+    const n = (end - begin) / bytesPerElement(dtype);
     const data = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
     new Uint8Array(data.buffer).set(bytes.subarray(dataStart + begin, dataStart + end));
     tensors.set(name, { dtype, shape: [...shape], data });
   }
+  checkFinite(tensors, file);
   return tensors;
 }
 

@@ -77,26 +77,70 @@ export function expectedTensors(c: LlamaConfig): Map<string, number[]> {
 }
 
 /**
- * Check that `tensors` holds exactly what the config calls for, with the right shapes.
- * Extra tensors that HF checkpoints commonly carry (rotary inv_freq) are dropped; a tied
- * model's redundant lm_head.weight is dropped too.
+ * Check that `tensors` holds exactly what the config calls for, with the right shapes. Extra tensors that HF checkpoints commonly carry (rotary inv_freq) are
+ * dropped; a tied model's redundant lm_head.weight is dropped too; a layer the config does not
+ * have is an error (num_hidden_layers disagrees with the weights). `configName` is what the
+ * messages call the config ("config.json", the header).
  */
-export function validateTensors(c: LlamaConfig, tensors: Map<string, Tensor>, file: string): Map<string, Tensor> {
+export function validateTensors(c: LlamaConfig, tensors: Map<string, Tensor>, file: string, configName = 'the config'): Map<string, Tensor> {
   const expected = expectedTensors(c);
   for (const [name, shape] of expected) {
     const t = tensors.get(name);
-    if (!t) throw new LopperError('missing-tensor', `missing tensor "${name}" (expected shape [${shape}])`, file);
+    if (!t) throw new LopperError('missing-tensor', `missing tensor "${name}" (${configName} calls for shape [${shape}])`, file);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       throw new LopperError(
         'shape-mismatch',
-        `tensor "${name}" has shape [${t.shape}] but the config implies [${shape}]`,
+        `tensor "${name}" has shape [${t.shape}] but ${configName} implies [${shape}]`,
         file,
       );
     }
   }
   const kept = new Map<string, Tensor>();
-  for (const [name, t] of tensors) if (expected.has(name)) kept.set(name, t);
+  for (const [name, t] of tensors) {
+    if (expected.has(name)) kept.set(name, t);
+    else {
+      const layer = LAYER_NAME.exec(name);
+      if (layer && Number(layer[1]) >= c.numLayers) {
+        throw new LopperError('shape-mismatch', `the weights have tensor "${name.slice(0, 80)}" but ${configName} says num_hidden_layers is ${c.numLayers}`, file);
+      }
+    }
+  }
   return kept;
+}
+
+const LAYER_NAME = /^model\.layers\.(\d+)\./;
+
+/** Throws a 'non-finite' LopperError naming the first tensor with NaN or ±Inf values, and how many (every importer, per file). */
+export function checkFinite(tensors: Map<string, Tensor>, file: string): void {
+  let first: { name: string; count: number } | undefined;
+  let total = 0;
+  let inTensors = 0;
+  for (const [name, t] of tensors) {
+    const count = nonFiniteCount(t);
+    if (count === 0) continue;
+    first ??= { name, count };
+    total += count;
+    inTensors++;
+  }
+  if (first) {
+    const more = inTensors > 1 ? `; ${total} in ${inTensors} tensors` : '';
+    throw new LopperError('non-finite', `tensor "${first.name}" has ${first.count} non-finite value${first.count === 1 ? '' : 's'} (NaN or ±Infinity)${more}`, file);
+  }
+}
+
+/** NaN and ±Infinity values in a tensor, counted from the bit patterns (all exponent bits set). */
+export function nonFiniteCount(t: Tensor): number {
+  let n = 0;
+  if (t.dtype === 'f32') {
+    const d = t.data as Float32Array;
+    const bits = new Uint32Array(d.buffer, d.byteOffset, d.length);
+    for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7f800000) === 0x7f800000) n++;
+  } else {
+    const exp = t.dtype === 'f16' ? 0x7c00 : 0x7f80;
+    const bits = t.data as Uint16Array;
+    for (let i = 0; i < bits.length; i++) if ((bits[i] & exp) === exp) n++;
+  }
+  return n;
 }
 
 export function tensor(ck: Checkpoint, name: string): Tensor {

@@ -105,7 +105,8 @@ export class Engine {
   /** The RoPE table, grown to cover positions 0..n−1. */
   private rope(n: number): RopeTable {
     if (this.ropeTable.n < n) {
-      const size = Math.max(n, this.checkpoint.config.maxPositions);
+      // Grown as runs need positions (doubling, up to max_position_embeddings), never allocated up front.
+      const size = Math.max(n, Math.min(2 * this.ropeTable.n, this.checkpoint.config.maxPositions));
       const { cos, sin } = ropeTables(this.checkpoint.config, { start: 0, length: size });
       const hd = this.checkpoint.config.headDim;
       const half = (t: Float64Array) => Float32Array.from({ length: (size * hd) / 2 }, (_, i) => t[Math.floor(i / (hd / 2)) * hd + (i % (hd / 2))]);
@@ -186,6 +187,7 @@ export class Engine {
       if (want.stats) {
         for (let k = from; k < L; k++) r.cos[k] = part(`stats.cos.${k}`, b, T);
         for (let k = from; k <= L; k++) r.absMean[k] = part(`stats.absmean.${k}`, b, D);
+        for (let k = from; k <= L; k++) checkFinite(sumOf(r.absMean[k]), `the mean magnitude of the stream at layer boundary ${k}`);
       }
       if (want.streams) for (let k = from === 0 ? 0 : from + 1; k <= L; k++) r.streams[k] = part(`stream.${k}`, b, T * D);
       if (want.nll) r.nll = part('nll', b, T).subarray(0, T - 1);
@@ -258,6 +260,7 @@ export class Engine {
     const sums = continuations.map((c, b) => {
       let sum = 0;
       c.forEach((id, t) => (sum += logSoftmaxAt(logits, (b * T + t) * V, V, id)));
+      checkFinite(sum, 'a continuation\'s log-likelihood');
       return sum;
     });
     for (const t of Object.values(out)) t.dispose();
@@ -271,13 +274,19 @@ export class Engine {
     let nllSum = 0;
     let tokens = 0;
     for (let i = 0; i < windows.length; i += batch) {
-      for (const nll of await this.nll(windows.slice(i, i + batch))) {
-        for (const v of nll) nllSum += v;
+      const nlls = await this.nll(windows.slice(i, i + batch));
+      nlls.forEach((nll, j) => {
+        let sum = 0;
+        for (const v of nll) sum += v;
+        checkFinite(sum, `the loss of window ${i + j + 1}`);
+        nllSum += sum;
         tokens += nll.length;
-      }
+      });
       opts.onProgress?.(Math.min(i + batch, windows.length), windows.length);
     }
-    return { ppl: Math.exp(nllSum / tokens), tokens, windows: windows.length, nllSum };
+    const ppl = Math.exp(nllSum / tokens);
+    checkFinite(ppl, 'the perplexity');
+    return { ppl, tokens, windows: windows.length, nllSum };
   }
 
   /** Generate after `prompt` (token ids, BOS included) with a KV cache; yields each new id. */
@@ -301,7 +310,9 @@ export class Engine {
         }
       }
       P += T;
-      const next = sample(out.logits.data as Float32Array);
+      const logits = out.logits.data as Float32Array;
+      checkFinite(sumOf(logits), `the logits of generated token ${n + 1}`);
+      const next = sample(logits);
       out.logits.dispose();
       if (next === c.eosTokenId && opts.stopAtEos !== false) return;
       yield next;
@@ -314,6 +325,22 @@ export class Engine {
     this.sessions.clear();
     for (const s of sessions) await (await s).release();
   }
+}
+
+/**
+ * A number the model computed, as a 'non-finite' LopperError when it is NaN or ±Infinity
+ * (weights that overflow float32 somewhere in the model): never reported as a result.
+ */
+function checkFinite(value: number, what: string): void {
+  if (!Number.isFinite(value)) {
+    throw new LopperError('non-finite', `${what} is ${value}: the model's activations overflow float32 (its weights are finite but too large)`);
+  }
+}
+
+function sumOf(values: Float32Array): number {
+  let sum = 0;
+  for (const v of values) sum += v;
+  return sum;
 }
 
 /** log softmax(row)[id] for the row of V values at `offset`, accumulated in float64. */

@@ -19,8 +19,19 @@ const EOS = 2;
 const NO_MERGE_SCORE = -1e10;
 const BYTE_PIECE = /^<0x[0-9A-F]{2}>$/;
 
+/**
+ * The longest piece lopper reads (and so the largest max_token_length): run.c allocates
+ * buffers from max_token_length, and splitting a piece into pairs costs its length squared.
+ * Far above real vocabularies (Llama 2's longest piece is 27 bytes).
+ */
+export const MAX_TOKEN_LENGTH = 1024;
+
 /** A piece's bytes as a string of char codes 0–255: equal strings ⇔ equal bytes. */
-const byteKey = (bytes: Uint8Array): string => String.fromCharCode(...bytes);
+const byteKey = (bytes: Uint8Array): string => {
+  let key = '';
+  for (let i = 0; i < bytes.length; i += 4096) key += String.fromCharCode(...bytes.subarray(i, i + 4096));
+  return key;
+};
 
 /** The 1–4 bytes of one UTF-8 codepoint (lead byte first) packed into one number. */
 const charKey = (bytes: Uint8Array, start: number, n: number): number => {
@@ -77,7 +88,7 @@ export class Llama2cTokenizer implements Tokenizer {
 
     for (const [key, id] of ids) {
       const p = this.pieces[id];
-      if (p.length <= 4 && !isContinuation(p[0]) && p.subarray(1).every(isContinuation)) {
+      if (p.length >= 1 && p.length <= 4 && !isContinuation(p[0]) && p.subarray(1).every(isContinuation)) {
         this.charIds.set(charKey(p, 0, p.length), id);
       }
       if (!(this.scores[id] > NO_MERGE_SCORE)) continue;
@@ -191,6 +202,10 @@ function parse(bytes: Uint8Array, file: string): { pieces: Uint8Array[]; scores:
   if (bytes.byteLength < 4) {
     throw new LopperError('truncated', `${bytes.byteLength} bytes: too short for a llama2.c tokenizer header (4 bytes)`, file);
   }
+  const maxTokenLength = view.getInt32(0, true);
+  if (maxTokenLength < 1 || maxTokenLength > MAX_TOKEN_LENGTH) {
+    throw new LopperError('corrupt', `max_token_length ${maxTokenLength} is not from 1 to ${MAX_TOKEN_LENGTH}`, file);
+  }
   const pieces: Uint8Array[] = [];
   const scores: number[] = [];
   for (let off = 4; off < bytes.byteLength; ) {
@@ -200,7 +215,9 @@ function parse(bytes: Uint8Array, file: string): { pieces: Uint8Array[]; scores:
     const score = view.getFloat32(off, true);
     const len = view.getInt32(off + 4, true);
     off += 8;
-    if (len < 0) throw new LopperError('corrupt', `token ${pieces.length} has length ${len}`, file);
+    if (len < 0 || len > maxTokenLength) {
+      throw new LopperError('corrupt', `token ${pieces.length} has length ${len}, not from 0 to max_token_length ${maxTokenLength}`, file);
+    }
     if (off + len > bytes.byteLength) {
       throw new LopperError('truncated', `token ${pieces.length} needs ${off + len} bytes, file has ${bytes.byteLength}`, file);
     }
