@@ -14,7 +14,7 @@ import { runIdentity, runKeyParts } from '../src/app/run-identity';
 import { LopperError } from '../src/engine/errors';
 import type { Checkpoint } from '../src/engine/model/checkpoint';
 import { applyPlan } from '../src/engine/prune/apply';
-import { Engine } from '../src/engine/runtime/engine';
+import { Engine, liveSessions } from '../src/engine/runtime/engine';
 import { browserRuntime } from '../src/engine/runtime/web';
 import { fetchToStore } from '../src/engine/store/download';
 import { getResult, putResult, resultKey } from '../src/engine/store/cache';
@@ -440,4 +440,8 @@ function onRequest(e: MessageEvent<Request>): void {
   else queue = queue.then(work);
 }
 
-if (!runtimeHelper) scope.onmessage = onRequest;
+if (!runtimeHelper) {
+  scope.onmessage = onRequest;
+  // For diagnostics (the e2e soak test reads it through the devtools protocol): what this worker holds open.
+  (scope as unknown as { lopperDiagnostics: () => { liveSessions: number; engines: number } }).lopperDiagnostics = () => ({ liveSessions: liveSessions(), engines: engines.size });
+}

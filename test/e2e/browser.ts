@@ -15,6 +15,8 @@ export const screenshotsDir = path.join(repoRoot, 'test-results/e2e');
 
 export interface Browser {
   context: BrowserContext;
+  /** the profile folder (the browser process's command line names it) */
+  profile: string;
   page: Page;
   /** what the page (and its workers) logged as errors, and uncaught exceptions */
   errors: string[];
@@ -57,6 +59,7 @@ export async function openBrowser(suite: string, opts: { viewport?: { width: num
   const shots: string[] = [];
   return {
     context,
+    profile,
     page,
     errors,
     shots,

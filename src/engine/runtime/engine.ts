@@ -61,6 +61,10 @@ interface RopeTable {
   sinHalf: Float32Array;
 }
 
+/** onnxruntime sessions the engine holds open now, over all Engines of this thread (released by dispose()). */
+let openSessions = 0;
+export const liveSessions = (): number => openSessions;
+
 /**
  * Runs a Checkpoint with onnxruntime (web or node, any execution provider) through graphs
  * built from it. Sessions are built on first use per program and kept until dispose().
@@ -85,6 +89,7 @@ export class Engine {
     if (!s) {
       const bytes = buildLlamaGraph(this.checkpoint, program, attention);
       s = this.runtime.ort.InferenceSession.create(bytes, this.runtime.sessionOptions);
+      s.then(() => openSessions++, () => undefined);
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
     }
@@ -323,7 +328,10 @@ export class Engine {
   async dispose(): Promise<void> {
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
-    for (const s of sessions) await (await s).release();
+    for (const s of sessions) {
+      await (await s).release();
+      openSessions--;
+    }
   }
 }
 
