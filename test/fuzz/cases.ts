@@ -14,7 +14,7 @@ import { basename, join } from 'node:path';
 import { LopperError, MAX_MESSAGE } from '../../src/engine/errors';
 import { loadHfFolder, SAFETENSORS, SAFETENSORS_INDEX, CONFIG_JSON, writeHfFolder } from '../../src/engine/formats/hf';
 import { loadLlama2c } from '../../src/engine/formats/llama2c';
-import { containedPath, type FileSource } from '../../src/engine/formats/source';
+import { containedPath, rangeOf, type FileSource } from '../../src/engine/formats/source';
 import { buildLlamaGraph } from '../../src/engine/graph/llama';
 import { parameterCount, type Checkpoint } from '../../src/engine/model/checkpoint';
 import { CONFIG_LIMITS } from '../../src/engine/model/config';
@@ -424,6 +424,12 @@ class WatchedSource implements FileSource {
     const f = this.files.get(path);
     if (!f) throw new LopperError('not-found', `no file "${path}"`, this.name);
     return f;
+  }
+  async size(path: string): Promise<number> {
+    return (await this.read(path)).length;
+  }
+  async readRange(path: string, offset: number, length: number): Promise<Uint8Array> {
+    return rangeOf(await this.read(path), offset, length, `${this.name}/${path}`);
   }
   async exists(path: string): Promise<boolean> {
     return this.isOutside(path) || this.files.has(path);

@@ -9,7 +9,7 @@ import { fromHfConfig } from '../../src/engine/model/config';
 import { writeFolder } from '../../src/engine/formats/hf-node';
 import { DirSource } from '../../src/engine/formats/node-source';
 import { parseSafetensors, writeSafetensors } from '../../src/engine/formats/safetensors';
-import { MemorySource } from '../../src/engine/formats/source';
+import { MemorySource, rangeOf } from '../../src/engine/formats/source';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
 import { HfTokenizer } from '../../src/engine/text/hf-tokenizer';
 import { SHARED } from '../helpers/paths';
@@ -77,19 +77,30 @@ describe('HF folder round trip (random checkpoint → writeHfFolder → loadHfFo
     expectSameCheckpoint(await loadHfFolder(new MemorySource(SRC, files)), randomCheckpoint(opts));
   });
 
-  test('each shard is read once', async () => {
+  test('each shard is read once, by ranges that cover it exactly (never whole)', async () => {
     const files = randomHfFolder({}, { sharded: true });
-    const reads: string[] = [];
+    const whole: string[] = [];
+    const ranges = new Map<string, [number, number][]>();
     const src = new MemorySource(SRC, files);
     const read = src.read.bind(src);
-    src.read = (path) => {
-      reads.push(path);
-      return read(path);
+    src.read = (path) => (whole.push(path), read(path));
+    src.readRange = async (path, offset, length) => {
+      ranges.set(path, [...(ranges.get(path) ?? []), [offset, length]]);
+      return rangeOf(await read(path), offset, length, path); // what MemorySource.readRange does, past the spy on read
     };
     await loadHfFolder(src);
-    const shardReads = reads.filter((p) => p.endsWith('.safetensors'));
-    expect(shardReads.length).toBe(3);
-    expect(new Set(shardReads).size).toBe(3);
+    expect(whole.filter((p) => p.endsWith('.safetensors'))).toEqual([]);
+    const shards = [...files.keys()].filter((p) => p.endsWith('.safetensors'));
+    expect([...ranges.keys()].sort()).toEqual(shards.sort());
+    for (const shard of shards) {
+      // the 8-byte length, the header, then the tensors: back to back, each byte once
+      let at = 0;
+      for (const [offset, length] of ranges.get(shard)!) {
+        expect(offset, shard).toBe(at);
+        at += length;
+      }
+      expect(at, shard).toBe(files.get(shard)!.length);
+    }
   });
 
   test('written files: config.json keys, generation_config.json, metadata format pt', () => {

@@ -32,16 +32,36 @@ class BlobSource implements FileSource {
     private readonly files: Map<string, Blob>,
     private readonly onRead: (n: number) => void,
   ) {}
-  async read(path: string): Promise<Uint8Array> {
+  private blob(path: string): Blob {
     const f = this.files.get(path);
     if (!f) throw new LopperError('not-found', `no file "${path}"`, this.name);
-    const b = await bytesOf(f);
+    return f;
+  }
+  async read(path: string): Promise<Uint8Array> {
+    const b = await bytesOf(this.blob(path));
+    this.onRead(b.length);
+    return b;
+  }
+  async size(path: string): Promise<number> {
+    return this.blob(path).size;
+  }
+  /** A slice of the stored download or picked file: only these bytes are read. */
+  async readRange(path: string, offset: number, length: number): Promise<Uint8Array> {
+    const b = await bytesOf(blobRange(this.blob(path), offset, length, `${this.name}/${path}`));
     this.onRead(b.length);
     return b;
   }
   async exists(path: string): Promise<boolean> {
     return this.files.has(path);
   }
+}
+
+/** Blob.slice of [offset, offset + length), checked to lie inside the Blob. */
+function blobRange(blob: Blob, offset: number, length: number, file: string): Blob {
+  if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= blob.size)) {
+    throw new LopperError('truncated', `bytes ${offset}..${offset + length} are outside the file (${blob.size} bytes)`, file);
+  }
+  return blob.slice(offset, offset + length);
 }
 
 /** A Hugging Face folder over HTTP: each file through the store; existence by HEAD. */
@@ -58,8 +78,24 @@ class HttpSource implements FileSource {
   private url(path: string): string {
     return new URL(containedPath(path, this.name), new URL(this.name, location.href)).href;
   }
+  /** The file, downloaded into the store once (later calls read the stored Blob). */
+  private blob(path: string): Promise<Blob> {
+    const url = this.url(path);
+    let b = this.blobs.get(url);
+    if (!b) this.blobs.set(url, (b = this.fetchFile(url)));
+    return b;
+  }
+  private readonly blobs = new Map<string, Promise<Blob>>();
   async read(path: string): Promise<Uint8Array> {
-    const b = await bytesOf(await this.fetchFile(this.url(path)));
+    const b = await bytesOf(await this.blob(path));
+    this.onRead(b.length);
+    return b;
+  }
+  async size(path: string): Promise<number> {
+    return (await this.blob(path)).size;
+  }
+  async readRange(path: string, offset: number, length: number): Promise<Uint8Array> {
+    const b = await bytesOf(blobRange(await this.blob(path), offset, length, this.url(path)));
     this.onRead(b.length);
     return b;
   }

@@ -5,7 +5,7 @@ import type { Tensor } from '../model/tensor';
 import { HfTokenizer, parseJsonObject, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON } from '../text/hf-tokenizer';
 import { toHfTokenizerFiles, type Llama2cTokenizer } from '../text/llama2c-tokenizer';
 import { concatChunks, type FileChunks } from './chunks';
-import { parseSafetensors, safetensorsChunks } from './safetensors';
+import { readSafetensors, safetensorsChunks } from './safetensors';
 import { containedPath, type FileSource } from './source';
 
 /**
@@ -64,7 +64,7 @@ async function readShardedWeights(src: FileSource): Promise<Map<string, Tensor>>
     if (!(await src.exists(shard))) {
       throw new LopperError('not-found', `shard listed in ${SAFETENSORS_INDEX} is missing`, shardFile);
     }
-    const inShard = parseSafetensors(await src.read(shard), shardFile);
+    const inShard = await readSafetensorsFile(src, shard, shardFile);
     for (const name of names) {
       const t = inShard.get(name);
       if (!t) throw new LopperError('missing-tensor', `no tensor ${shown(name, 80)} (${SAFETENSORS_INDEX} says it is here)`, shardFile);
@@ -74,10 +74,15 @@ async function readShardedWeights(src: FileSource): Promise<Map<string, Tensor>>
   return tensors;
 }
 
+/** A .safetensors file of the source, read by ranges (files of any size; see readSafetensors). */
+async function readSafetensorsFile(src: FileSource, path: string, file: string): Promise<Map<string, Tensor>> {
+  return readSafetensors({ size: await src.size(path), read: (offset, length) => src.readRange(path, offset, length) }, file);
+}
+
 async function readWeights(src: FileSource): Promise<{ tensors: Map<string, Tensor>; file: string }> {
   if (await src.exists(SAFETENSORS)) {
     const file = pathIn(src, SAFETENSORS);
-    return { tensors: parseSafetensors(await src.read(SAFETENSORS), file), file };
+    return { tensors: await readSafetensorsFile(src, SAFETENSORS, file), file };
   }
   if (await src.exists(SAFETENSORS_INDEX)) {
     return { tensors: await readShardedWeights(src), file: pathIn(src, SAFETENSORS_INDEX) };

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { join, relative, isAbsolute } from 'node:path';
 import { LopperError } from '../errors';
 import type { FileSource } from './source';
@@ -31,6 +31,41 @@ export class DirSource implements FileSource {
     } catch (e) {
       throw fileError(e, full);
     }
+  }
+  async size(path: string): Promise<number> {
+    const full = this.full(path);
+    try {
+      const s = await stat(full);
+      if (!s.isFile()) throw Object.assign(new Error('is a folder'), { code: 'EISDIR' });
+      return s.size;
+    } catch (e) {
+      throw fileError(e, full);
+    }
+  }
+  /** One range through a file handle: a file of any size, never read whole. */
+  async readRange(path: string, offset: number, length: number): Promise<Uint8Array> {
+    const full = this.full(path);
+    const size = await this.size(path);
+    if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= size)) {
+      throw new LopperError('truncated', `bytes ${offset}..${offset + length} are outside the file (${size} bytes)`, full);
+    }
+    const out = new Uint8Array(length);
+    let fh;
+    try {
+      fh = await open(full, 'r');
+      let at = 0;
+      while (at < length) {
+        const { bytesRead } = await fh.read(out, at, Math.min(length - at, 1 << 30), offset + at);
+        if (bytesRead === 0) throw new LopperError('truncated', `the file ended at byte ${offset + at} while reading up to ${offset + length}`, full);
+        at += bytesRead;
+      }
+    } catch (e) {
+      if (e instanceof LopperError) throw e;
+      throw fileError(e, full);
+    } finally {
+      await fh?.close();
+    }
+    return out;
   }
   async exists(path: string): Promise<boolean> {
     try {

@@ -20,23 +20,23 @@ function isNatural(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-function parseHeader(bytes: Uint8Array, file: string): { header: Record<string, unknown>; dataStart: number } {
-  if (bytes.length < 8) {
-    throw new LopperError('truncated', `file is ${bytes.length} bytes, shorter than the 8-byte safetensors header length`, file);
+/** The header's byte length from the file's first 8 bytes, checked against the file's size and the format's limit. */
+function headerLengthOf(first: Uint8Array, fileSize: number, file: string): number {
+  if (fileSize < 8) {
+    throw new LopperError('truncated', `file is ${fileSize} bytes, shorter than the 8-byte safetensors header length`, file);
   }
-  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (headerLength > BigInt(bytes.length - 8)) {
-    throw new LopperError(
-      'truncated',
-      `header length ${headerLength} runs past the end of the file (${bytes.length} bytes, so at most ${bytes.length - 8})`,
-      file,
-    );
+  const headerLength = new DataView(first.buffer, first.byteOffset, 8).getBigUint64(0, true);
+  if (headerLength > BigInt(fileSize - 8)) {
+    throw new LopperError('truncated', `header length ${headerLength} runs past the end of the file (${fileSize} bytes, so at most ${fileSize - 8})`, file);
   }
   if (headerLength > BigInt(MAX_HEADER_BYTES)) {
     throw new LopperError('corrupt', `header length ${headerLength} is over safetensors' limit of ${MAX_HEADER_BYTES} bytes`, file);
   }
-  const dataStart = 8 + Number(headerLength);
-  const headerBytes = bytes.subarray(8, dataStart);
+  return Number(headerLength);
+}
+
+/** The header JSON: an object (tensor entries and __metadata__). */
+function parseHeaderJson(headerBytes: Uint8Array, file: string): Record<string, unknown> {
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
@@ -46,7 +46,7 @@ function parseHeader(bytes: Uint8Array, file: string): { header: Record<string, 
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     throw new LopperError('corrupt', 'safetensors header is not a JSON object', file);
   }
-  return { header: header as Record<string, unknown>, dataStart };
+  return header as Record<string, unknown>;
 }
 
 /** One header entry, checked as the reference implementation checks it: dtype, shape and byte span agree. */
@@ -86,8 +86,39 @@ function checkEntry(name: string, value: unknown, file: string): HeaderEntry {
  * and no NaN or ±Infinity values.
  */
 export function parseSafetensors(bytes: Uint8Array, file: string): Map<string, Tensor> {
-  const { header, dataStart } = parseHeader(bytes, file);
-  const dataLength = bytes.length - dataStart;
+  const headerLength = headerLengthOf(bytes, bytes.length, file);
+  const dataStart = 8 + headerLength;
+  const entries = checkLayout(parseHeaderJson(bytes.subarray(8, dataStart), file), bytes.length - dataStart, file);
+  const tensors = new Map<string, Tensor>();
+  for (const e of entries) tensors.set(e.name, tensorOf(e, bytes.subarray(dataStart + e.begin, dataStart + e.end)));
+  checkFinite(tensors, file);
+  return tensors;
+}
+
+/** Where a .safetensors file's bytes come from, by ranges (a FileSource's file). */
+export interface RangeReader {
+  size: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/**
+ * parseSafetensors for a file of any size, read by ranges: the 8-byte length, the header
+ * (validated, against the file's size, before anything else is read or allocated), then
+ * each tensor's own bytes — never the whole file at once. Same checks, same result.
+ */
+export async function readSafetensors(reader: RangeReader, file: string): Promise<Map<string, Tensor>> {
+  const first = await reader.read(0, Math.min(8, reader.size));
+  const headerLength = headerLengthOf(first, reader.size, file);
+  const dataStart = 8 + headerLength;
+  const entries = checkLayout(parseHeaderJson(await reader.read(8, headerLength), file), reader.size - dataStart, file);
+  const tensors = new Map<string, Tensor>();
+  for (const e of entries) tensors.set(e.name, tensorOf(e, await reader.read(dataStart + e.begin, e.end - e.begin)));
+  checkFinite(tensors, file);
+  return tensors;
+}
+
+/** The header's tensor entries in offset order, checked to cover `dataLength` bytes contiguously and exactly. */
+function checkLayout(header: Record<string, unknown>, dataLength: number, file: string): HeaderEntry[] {
   const entries: HeaderEntry[] = [];
   for (const [name, value] of Object.entries(header)) {
     if (name === METADATA_KEY) {
@@ -113,15 +144,17 @@ export function parseSafetensors(bytes: Uint8Array, file: string): Map<string, T
   if (at !== dataLength) {
     throw new LopperError('corrupt', `the tensors cover ${at} data bytes but the file holds ${dataLength} after its header (tensors must cover the data exactly)`, file);
   }
-  const tensors = new Map<string, Tensor>();
-  for (const { name, dtype, shape, begin, end } of entries) {
-    const n = (end - begin) / bytesPerElement(dtype);
-    const data = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
-    new Uint8Array(data.buffer).set(bytes.subarray(dataStart + begin, dataStart + end));
-    tensors.set(name, { dtype, shape: [...shape], data });
-  }
-  checkFinite(tensors, file);
-  return tensors;
+  return entries;
+}
+
+/** A tensor over its bytes: a view when they are aligned for its element type and own their buffer, else an aligned copy. */
+function tensorOf({ dtype, shape }: HeaderEntry, bytes: Uint8Array): Tensor {
+  const n = bytes.length / bytesPerElement(dtype);
+  const owns = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+  if (owns) return { dtype, shape: [...shape], data: dtype === 'f32' ? new Float32Array(bytes.buffer, 0, n) : new Uint16Array(bytes.buffer, 0, n) };
+  const data = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
+  new Uint8Array(data.buffer).set(bytes);
+  return { dtype, shape: [...shape], data };
 }
 
 function byteView(t: Tensor): Uint8Array {

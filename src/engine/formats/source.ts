@@ -10,7 +10,22 @@ export interface FileSource {
   readonly name: string;
   /** Whole file by path relative to the source; throws LopperError('not-found') if absent. */
   read(path: string): Promise<Uint8Array>;
+  /** The file's size in bytes (LopperError('not-found') if absent). */
+  size(path: string): Promise<number>;
+  /**
+   * Bytes [offset, offset + length) of the file, for files too large to read whole (weights:
+   * a single Llama-3.2-1B model.safetensors is 2.47 GB). The range must lie inside the file.
+   */
+  readRange(path: string, offset: number, length: number): Promise<Uint8Array>;
   exists(path: string): Promise<boolean>;
+}
+
+/** A range of bytes already in memory, checked to lie inside them (a view, not a copy). */
+export function rangeOf(bytes: Uint8Array, offset: number, length: number, file: string): Uint8Array {
+  if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= bytes.length)) {
+    throw new LopperError('truncated', `bytes ${offset}..${offset + length} are outside the file (${bytes.length} bytes)`, file);
+  }
+  return bytes.subarray(offset, offset + length);
 }
 
 /**
@@ -41,6 +56,14 @@ export class MemorySource implements FileSource {
     const f = this.files.get(path);
     if (!f) throw new LopperError('not-found', `no file "${path}"`, this.name);
     return f;
+  }
+  async size(path: string): Promise<number> {
+    const f = this.files.get(path);
+    if (!f) throw new LopperError('not-found', `no file "${path}"`, this.name);
+    return f.length;
+  }
+  async readRange(path: string, offset: number, length: number): Promise<Uint8Array> {
+    return rangeOf(await this.read(path), offset, length, `${this.name}/${path}`);
   }
   async exists(path: string): Promise<boolean> {
     return this.files.has(path);
