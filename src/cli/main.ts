@@ -20,7 +20,7 @@ import { planJson } from '../engine/export/plan';
 import { loadModelPath } from '../engine/formats/load-node';
 import { parameterCount, type Checkpoint } from '../engine/model/checkpoint';
 import { describeConfig } from '../engine/model/config';
-import { Engine } from '../engine/runtime/engine';
+import { chooseExecution, Engine, WHOLE_GRAPH_BUDGET } from '../engine/runtime/engine';
 import { nodeRuntime } from '../engine/runtime/node';
 import type { Runtime } from '../engine/runtime/ort';
 import { isMetric, METRICS, MODES, type Metric, type Mode } from '../engine/prune/options';
@@ -169,11 +169,18 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const v = parse(argv, common);
     const ck = await openModel(v);
     const dtypes = [...new Set([...ck.tensors.values()].map((t) => t.dtype))];
-    const info = { source: ck.source, format: ck.format, config: ck.config, parameters: parameterCount(ck), dtypes, tokenizer: ck.tokenizer.kind };
+    const execution = chooseExecution(ck);
+    const info = { source: ck.source, format: ck.format, config: ck.config, parameters: parameterCount(ck), dtypes, tokenizer: ck.tokenizer.kind, execution };
     if (v.json) out(JSON.stringify(info, null, 2) + '\n');
     else {
       out(`${ck.source} (${ck.format})\n${describeConfig(ck.config)}\n`);
       out(`parameters: ${info.parameters.toLocaleString('en')}  dtype: ${dtypes.join(',')}  tied: ${ck.config.tieWordEmbeddings}  tokenizer: ${ck.tokenizer.kind}\n`);
+      const fp32 = (info.parameters * 4) / 2 ** 30;
+      out(
+        execution === 'whole'
+          ? `passes: one whole graph (fp32 weights ${fp32.toFixed(2)} GiB ≤ ${(WHOLE_GRAPH_BUDGET / 2 ** 30).toFixed(1)} GiB)\n`
+          : `passes: layer by layer (fp32 weights ${fp32.toFixed(2)} GiB > ${(WHOLE_GRAPH_BUDGET / 2 ** 30).toFixed(1)} GiB; generation needs the whole graph)\n`,
+      );
     }
   },
 

@@ -19,6 +19,10 @@ import { ElemType, GraphBuilder } from './builder';
  *            so whole hidden states need not leave the runtime;
  *     streams: stream.{k} [B,T,D], the streams X_k the graph computes (from < k ≤ L, and X_0
  *            when from = 0): checkpoints that let pruning restart mid-model.
+ *   Layer-streamed execution (runtime/engine.ts) runs one layer at a time: `to` (< L) ends the
+ *   graph after layer to−1 — no final norm or head; stats for from ≤ k < to (cos) and
+ *   from ≤ k < to (absmean), streams up to X_to — and `streamIn` takes X_from as stream_in even
+ *   when from = 0 (the embedding rows gathered outside). from = to = L is the head alone.
  *
  * decode: generation with a KV cache. Inputs input_ids [B,T] at positions P..P+T−1,
  *   past.{i}.key/value [B,Hkv,P,hd] (P may be 0), the attention inputs. Outputs logits
@@ -43,7 +47,7 @@ import { ElemType, GraphBuilder } from './builder';
  *          Faster (no T×S score tensor), but its CPU kernel needs hd a multiple of 16.
  */
 export type Program =
-  | { kind: 'window'; from?: number; logits?: boolean; nll?: boolean; stats?: boolean; streams?: boolean }
+  | { kind: 'window'; from?: number; to?: number; streamIn?: boolean; logits?: boolean; nll?: boolean; stats?: boolean; streams?: boolean }
   | { kind: 'decode'; io?: 'engine' | 'transformers' };
 export type AttentionImpl = 'ops' | 'fused';
 
@@ -53,7 +57,7 @@ export function programKey(p: Program, attention: AttentionImpl): string {
       ? p.io === 'transformers'
         ? 'decode_transformers'
         : 'decode'
-      : `window${p.from ?? 0}_${p.logits ? 'L' : ''}${p.nll ? 'N' : ''}${p.stats ? 'S' : ''}${p.streams ? 'X' : ''}`;
+      : `window${p.from ?? 0}${p.to !== undefined ? `-${p.to}` : ''}${p.streamIn ? 'i' : ''}_${p.logits ? 'L' : ''}${p.nll ? 'N' : ''}${p.stats ? 'S' : ''}${p.streams ? 'X' : ''}`;
   return `${what}_${attention}`;
 }
 
@@ -117,6 +121,8 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   const decode = program.kind === 'decode';
   const hfIO = program.kind === 'decode' && program.io === 'transformers';
   const from = program.kind === 'window' ? (program.from ?? 0) : 0;
+  const to = program.kind === 'window' ? (program.to ?? L) : L; // layers from..to−1; the head only when to = L
+  const streamIn = program.kind === 'window' && (from > 0 || !!program.streamIn);
   let inputIds: string | undefined;
   if (hfIO) {
     if (attention !== 'ops') throw new LopperError('bad-option', "the transformers.js graph computes RoPE and the mask itself: it needs the 'ops' attention");
@@ -139,7 +145,7 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   // ---- embedding, or the stream entering layer `from` ----
   let x: string; // X_from [B,T,D]
   let embed = '';
-  if (from === 0) {
+  if (!streamIn) {
     // model.embed_tokens.weight [V, D]
     embed = g.weight('embed', [V, D], w('model.embed_tokens.weight'));
     x = g.op('Gather', [embed, inputIds ?? g.input('input_ids', ElemType.INT64, ['B', 'T'])], { axis: 0 });
@@ -151,7 +157,7 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   const ms: string[] = []; // ms[k − from]: mean square of X_k over the hidden axis [B,T,1]
   const streams: string[] = [x]; // streams[k − from] = X_k
 
-  for (let i = from; i < L; i++) {
+  for (let i = from; i < to; i++) {
     const p = layerPrefix(i);
     // 1/√hd is folded into W_q (and b_q); with qkNorm into q_norm's gain instead (the norm would cancel it in W_q).
     const scale = 1 / Math.sqrt(hd);
@@ -210,26 +216,26 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
     streams.push(x);
   }
 
+  if (to < L) {
+    // One slice of the layer stack (layer-streamed execution): X_to and the statistics up to it, no head.
+    if (stats) {
+      ms.push(g.reduceMean(g.op('Pow', [x, g.scalar(2)]), [-1])); // ms of X_to
+      statsOutputs(g, D, from, to, streams, ms, to - 1);
+    }
+    if (program.kind === 'window' && program.streams) {
+      for (let k = streamIn ? from + 1 : 0; k <= to; k++) g.output(streams[k - from], `stream.${k}`, ElemType.FLOAT, ['B', 'T', D]);
+    }
+    return g;
+  }
+
   // ---- final norm and LM head ----
   if (decode && !hfIO) x = g.op('Slice', [x, g.ints([-1]), g.ints([2 ** 62]), g.ints([1])]); // last position [B,1,D]
   const finalNorm = rmsNorm(x, g.weight('final_norm', [D], w('model.norm.weight')));
   ms.push(finalNorm.ms);
 
-  if (stats) {
-    // cos(X_k, X_{k+1}) per token = <X_k, X_{k+1}> / (D·sqrt(ms_k·ms_{k+1})), ms from the norms above.
-    const dim = g.scalar(D);
-    for (let k = from; k < L; k++) {
-      const [a, b] = [k - from, k + 1 - from];
-      const dot = g.reduceSum(g.mul(streams[a], streams[b]), [-1], 0); // [B,T]
-      const norms = g.mul(g.op('Sqrt', [g.mul(ms[a], ms[b])]), dim); // [B,T,1]
-      g.output(g.div(dot, g.op('Squeeze', [norms, g.ints([-1])])), `stats.cos.${k}`, ElemType.FLOAT, ['B', 'T']);
-    }
-    for (let k = from; k <= L; k++) {
-      g.output(g.reduceMean(g.op('Abs', [streams[k - from]]), [1], 0), `stats.absmean.${k}`, ElemType.FLOAT, ['B', D]);
-    }
-  }
+  if (stats) statsOutputs(g, D, from, L, streams, ms, L);
   if (program.kind === 'window' && program.streams) {
-    for (let k = from === 0 ? 0 : from + 1; k <= L; k++) g.output(streams[k - from], `stream.${k}`, ElemType.FLOAT, ['B', 'T', D]);
+    for (let k = streamIn ? from + 1 : 0; k <= L; k++) g.output(streams[k - from], `stream.${k}`, ElemType.FLOAT, ['B', 'T', D]);
   }
 
   if (hfIO) {
@@ -259,6 +265,24 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
     }
   }
   return g;
+}
+
+/**
+ * The calibration statistics of streams[k − from] = X_k, k = from..to, with ms[k − from] their
+ * mean squares [B,T,1]: stats.cos.{k} [B,T] = <X_k, X_{k+1}> / (D·sqrt(ms_k·ms_{k+1})) for
+ * from ≤ k < to, and stats.absmean.{k} [B,D] = mean over tokens of |X_k| for from ≤ k ≤ lastAbs.
+ */
+function statsOutputs(g: GraphBuilder, D: number, from: number, to: number, streams: string[], ms: string[], lastAbs: number): void {
+  const dim = g.scalar(D);
+  for (let k = from; k < to; k++) {
+    const [a, b] = [k - from, k + 1 - from];
+    const dot = g.reduceSum(g.mul(streams[a], streams[b]), [-1], 0); // [B,T]
+    const norms = g.mul(g.op('Sqrt', [g.mul(ms[a], ms[b])]), dim); // [B,T,1]
+    g.output(g.div(dot, g.op('Squeeze', [norms, g.ints([-1])])), `stats.cos.${k}`, ElemType.FLOAT, ['B', 'T']);
+  }
+  for (let k = from; k <= lastAbs; k++) {
+    g.output(g.reduceMean(g.op('Abs', [streams[k - from]]), [1], 0), `stats.absmean.${k}`, ElemType.FLOAT, ['B', D]);
+  }
 }
 
 /** Attention of layer i: q [B,T,H*hd] (already scaled by 1/√hd, q/k already normed with qkNorm; RoPE not yet applied), k, v [B,T,Hkv*hd] → [B,T,H*hd]. */

@@ -191,13 +191,17 @@ async function runBatched(
   opts: CalibrationOptions & { want?: { nll: true } },
   fromTokens = false,
 ): Promise<WindowResult[]> {
-  const batch = opts.batch ?? 1;
+  // Layer-streamed engines take every window at once (each layer's session is built once per
+  // pass) and report per layer, as a share of the windows short of the end until it is.
+  const streamed = engine.execution === 'streamed';
+  const batch = streamed ? windows.length : (opts.batch ?? 1);
+  const onStep: Progress | undefined = streamed ? (d, t) => d < t && opts.onProgress?.(Math.floor((windows.length * d) / t), windows.length) : undefined;
   const out: WindowResult[] = [];
   for (let i = 0; i < windows.length; i += batch) {
     const ws = windows.slice(i, i + batch);
     const want = opts.want ?? { stats: true, streams: true };
     const start = from === 0 || fromTokens ? undefined : { from, streams: streams!.slice(i, i + batch) };
-    out.push(...(await engine.pass(ws, want, start)));
+    out.push(...(await engine.pass(ws, want, start, onStep)));
     opts.onProgress?.(Math.min(i + batch, windows.length), windows.length);
   }
   return out;

@@ -17,10 +17,10 @@
  */
 import { LopperError } from '../errors';
 import { buildBackwardGraph, gradName } from '../graph/backward';
-import { layerWeightShapes, tensor, type Checkpoint } from '../model/checkpoint';
+import { layerWeightShapes, parameterCount, tensor, type Checkpoint } from '../model/checkpoint';
 import { toFloat32 } from '../model/tensor';
 import { ropeTables } from '../model/rope';
-import type { Progress } from '../runtime/engine';
+import { WHOLE_GRAPH_BUDGET, type Progress } from '../runtime/engine';
 import type { Runtime } from '../runtime/ort';
 
 export interface TaylorOptions {
@@ -59,6 +59,16 @@ export async function taylorGradients(
 ): Promise<TaylorGradients> {
   const c = ck.config;
   const T = checkWindows(ck, windows);
+  // The backward graph holds every weight in fp32 and a gradient of each decoder weight: refused
+  // (with what it would need) where a whole forward graph would not fit; a layer-streamed backward is not built yet.
+  const fp32 = parameterCount(ck) * 4;
+  if (fp32 > WHOLE_GRAPH_BUDGET) {
+    throw new LopperError(
+      'unsupported-config',
+      `Taylor+ builds one backward graph of the whole model: about ${((2 * fp32) / 2 ** 30).toFixed(1)} GiB of fp32 weights and gradients, over the ${(WHOLE_GRAPH_BUDGET / 2 ** 30).toFixed(1)} GiB a graph may hold; choose another metric for a model this size`,
+      ck.source,
+    );
+  }
   const batch = Math.max(1, Math.floor(opts.batch ?? 4));
   const { ort } = runtime;
   const hd = c.headDim;

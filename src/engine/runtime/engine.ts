@@ -1,7 +1,8 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import { LopperError } from '../errors';
 import { attentionFor, buildLlamaGraph, programKey, type AttentionImpl, type Program } from '../graph/llama';
-import type { Checkpoint } from '../model/checkpoint';
+import { parameterCount, tensor, type Checkpoint } from '../model/checkpoint';
+import { toFloat32 } from '../model/tensor';
 import { ropeTables } from '../model/rope';
 import { cutWindows } from '../text/windows';
 import type { Runtime } from './ort';
@@ -61,6 +62,27 @@ interface RopeTable {
   sinHalf: Float32Array;
 }
 
+/**
+ * How passes run: 'whole', one graph holding every weight in fp32 (the fastest where it
+ * fits), or 'streamed', one decoder layer at a time — a session per layer built from its
+ * weights (widened to fp32 from their storage dtype), run on every window, then released, so
+ * the runtime holds one layer's weights (or the head's) at any moment; the embedding rows are
+ * gathered outside the runtime. Passes, statistics, streams, NLL and logits are the same
+ * either way; generation and shared-context scoring (KV cache) need the whole graph.
+ */
+export type Execution = 'whole' | 'streamed';
+
+/**
+ * fp32 weight bytes above which a model is streamed: a whole graph holds its weights in fp32
+ * once in the protobuf and once in the session, and a protobuf cannot exceed 2 GiB.
+ */
+export const WHOLE_GRAPH_BUDGET = 1.5 * 2 ** 30;
+
+/** The execution a model gets by default: the whole graph where its fp32 weights fit the budget, else streamed. */
+export function chooseExecution(ck: Checkpoint, budgetBytes = WHOLE_GRAPH_BUDGET): Execution {
+  return parameterCount(ck) * 4 > budgetBytes ? 'streamed' : 'whole';
+}
+
 /** onnxruntime sessions the engine holds open now, over all Engines of this thread (released by dispose()). */
 let openSessions = 0;
 export const liveSessions = (): number => openSessions;
@@ -74,13 +96,36 @@ export class Engine {
   private ropeTable: RopeTable = { n: 0, cos: new Float32Array(0), sin: new Float32Array(0), cosHalf: new Float32Array(0), sinHalf: new Float32Array(0) };
   /** Which attention the graphs use (see graph/llama.ts). */
   readonly attention: AttentionImpl;
+  /** Whole graph or layer by layer (see Execution; default chooseExecution). */
+  readonly execution: Execution;
 
   constructor(
     readonly checkpoint: Checkpoint,
     readonly runtime: Runtime,
-    opts: { attention?: AttentionImpl } = {},
+    opts: { attention?: AttentionImpl; execution?: Execution } = {},
   ) {
     this.attention = opts.attention ?? attentionFor(checkpoint.config, runtime.fusedAttention);
+    this.execution = opts.execution ?? runtime.execution ?? chooseExecution(checkpoint);
+  }
+
+  /** A session for one program, not kept (layer-streamed execution builds one per layer and pass). */
+  private async transientSession(program: Program): Promise<InferenceSession> {
+    const s = await this.runtime.ort.InferenceSession.create(buildLlamaGraph(this.checkpoint, program, this.attention), this.runtime.sessionOptions);
+    openSessions++;
+    return s;
+  }
+  private async release(s: InferenceSession): Promise<void> {
+    await s.release();
+    openSessions--;
+  }
+
+  /** X_0 of a window: its embedding rows [T·D], widened to fp32 from the storage dtype. */
+  private embedRows(window: readonly number[]): Float32Array {
+    const D = this.checkpoint.config.hiddenSize;
+    const e = tensor(this.checkpoint, 'model.embed_tokens.weight');
+    const x = new Float32Array(window.length * D);
+    window.forEach((id, t) => x.set(toFloat32({ dtype: e.dtype, shape: [1, D], data: e.data.subarray(id * D, (id + 1) * D) }), t * D));
+    return x;
   }
 
   private session(program: Program, attention = this.attention): Promise<InferenceSession> {
@@ -167,7 +212,13 @@ export class Engine {
    * picks the outputs (see graph/llama.ts); results are split per window and indexed by
    * absolute boundary k, so callers never deal with offsets.
    */
-  async pass(windows: readonly (readonly number[])[], want: PassOutputs, start?: { from: number; streams: readonly Float32Array[] }): Promise<WindowResult[]> {
+  async pass(
+    windows: readonly (readonly number[])[],
+    want: PassOutputs,
+    start?: { from: number; streams: readonly Float32Array[] },
+    onStep?: Progress,
+  ): Promise<WindowResult[]> {
+    if (this.execution === 'streamed') return this.streamedPass(windows, want, start, onStep);
     this.checkIds(windows);
     const { numLayers: L, hiddenSize: D, vocabSize: V } = this.checkpoint.config;
     const B = windows.length;
@@ -201,6 +252,88 @@ export class Engine {
     });
   }
 
+  /**
+   * pass() layer by layer: every window through layer k (one session, released after), then
+   * layer k+1, then the head when NLL, logits or the last statistics are wanted. `onStep`
+   * reports layers done of (layers + 1).
+   */
+  private async streamedPass(
+    windows: readonly (readonly number[])[],
+    want: PassOutputs,
+    start: { from: number; streams: readonly Float32Array[] } | undefined,
+    onStep?: Progress,
+  ): Promise<WindowResult[]> {
+    this.checkIds(windows);
+    const { numLayers: L, hiddenSize: D, vocabSize: V } = this.checkpoint.config;
+    const B = windows.length;
+    const T = windows[0].length;
+    const from = start?.from ?? 0;
+    if (start && (start.streams.length !== B || start.streams.some((s) => s.length !== T * D))) {
+      throw new LopperError('bad-input', `a pass from layer ${from} needs one [${T}×${D}] stream per window`);
+    }
+    let xs = from === 0 ? windows.map((w) => this.embedRows(w)) : [...start!.streams];
+    const results: WindowResult[] = windows.map(() => ({ cos: [], absMean: [], streams: [] }));
+    if (want.streams && from === 0) xs.forEach((x, b) => (results[b].streams[0] = x));
+    const steps = L - from + 1;
+    const stacked = (parts: readonly Float32Array[]) => {
+      const x = new Float32Array(B * T * D);
+      parts.forEach((s, b) => x.set(s, b * T * D));
+      return this.f32(x, [B, T, D]);
+    };
+    const part = (t: Tensor, b: number, n: number) => (t.data as Float32Array).slice(b * n, (b + 1) * n);
+    const run = async (program: Program, feeds: Record<string, Tensor>) => {
+      const session = await this.transientSession(program);
+      try {
+        return await session.run(feeds);
+      } finally {
+        await this.release(session);
+      }
+    };
+    for (let k = from; k < L; k++) {
+      const out = await run({ kind: 'window', from: k, to: k + 1, streamIn: true, stats: want.stats, streams: true }, { ...this.attentionFeeds(B, 0, T), stream_in: stacked(xs) });
+      xs = windows.map((_, b) => part(out[`stream.${k + 1}`], b, T * D));
+      windows.forEach((_, b) => {
+        const r = results[b];
+        if (want.stats) {
+          r.cos[k] = part(out[`stats.cos.${k}`], b, T);
+          r.absMean[k] = part(out[`stats.absmean.${k}`], b, D);
+          checkFinite(sumOf(r.absMean[k]), `the mean magnitude of the stream at layer boundary ${k}`);
+        }
+        if (want.streams) r.streams[k + 1] = xs[b];
+      });
+      for (const t of Object.values(out)) t.dispose();
+      onStep?.(k - from + 1, steps);
+    }
+    if (want.stats || want.nll || want.logits) {
+      const feeds: Record<string, Tensor> = { ...this.attentionFeeds(B, 0, T), stream_in: stacked(xs) }; // the graph declares the attention inputs
+      if (want.nll) feeds.targets = this.i64(windows.map((w) => [...w.slice(1), 0]));
+      const out = await run({ kind: 'window', from: L, stats: want.stats, nll: want.nll, logits: want.logits }, feeds);
+      windows.forEach((_, b) => {
+        const r = results[b];
+        if (want.stats) {
+          r.absMean[L] = part(out[`stats.absmean.${L}`], b, D);
+          checkFinite(sumOf(r.absMean[L]), `the mean magnitude of the stream at layer boundary ${L}`);
+        }
+        if (want.nll) r.nll = part(out.nll, b, T).subarray(0, T - 1);
+        if (want.logits) r.logits = part(out.logits, b, T * V);
+      });
+      for (const t of Object.values(out)) t.dispose();
+    }
+    onStep?.(steps, steps);
+    return results;
+  }
+
+  /** Refuse what needs every layer resident (a KV cache) on a streamed engine. */
+  private needWholeGraph(what: string): void {
+    if (this.execution === 'streamed') {
+      throw new LopperError(
+        'unsupported-config',
+        `${what} needs the whole model in one graph, and this one runs layer by layer (its fp32 weights, ${(parameterCount(this.checkpoint) * 4 / 2 ** 30).toFixed(2)} GiB, exceed the ${(WHOLE_GRAPH_BUDGET / 2 ** 30).toFixed(1)} GiB a whole graph may hold)`,
+        this.checkpoint.source,
+      );
+    }
+  }
+
   /** Logits [T, V] for one window. */
   async logits(window: readonly number[]): Promise<Float32Array> {
     return (await this.pass([window], { logits: true }))[0].logits!;
@@ -224,6 +357,7 @@ export class Engine {
    * Runs the decoder-with-past graph with transformers.js's IO (logits at every position).
    */
   async continuationLogprobs(context: readonly number[], continuations: readonly (readonly number[])[]): Promise<number[]> {
+    this.needWholeGraph('shared-context scoring (a KV cache)');
     const { numLayers: L, numKvHeads: Hkv, headDim: hd, vocabSize: V } = this.checkpoint.config;
     const C = context.length;
     if (C === 0) throw new LopperError('bad-input', 'the context must have at least one token (BOS)');
@@ -275,11 +409,15 @@ export class Engine {
   /** Perplexity of a text's token ids under the protocol of text/windows.ts. */
   async perplexity(ids: readonly number[], W: number, opts: { maxWindows?: number; batch?: number; onProgress?: Progress } = {}): Promise<PerplexityResult> {
     const windows = cutWindows(ids, W, opts.maxWindows);
-    const batch = opts.batch ?? 1;
+    // Streamed: every window through each layer once (a layer's session is built once per pass).
+    const batch = this.execution === 'streamed' ? windows.length : (opts.batch ?? 1);
     let nllSum = 0;
     let tokens = 0;
+    // Streamed, progress comes per layer: as a share of the windows, short of the end until it is.
+    const onStep: Progress | undefined =
+      this.execution === 'streamed' ? (d, t) => opts.onProgress?.(Math.min(windows.length - 1, Math.floor((windows.length * d) / t)), windows.length) : undefined;
     for (let i = 0; i < windows.length; i += batch) {
-      const nlls = await this.nll(windows.slice(i, i + batch));
+      const nlls = (await this.pass(windows.slice(i, i + batch), { nll: true }, undefined, onStep)).map((r) => r.nll!);
       nlls.forEach((nll, j) => {
         let sum = 0;
         for (const v of nll) sum += v;
@@ -296,6 +434,7 @@ export class Engine {
 
   /** Generate after `prompt` (token ids, BOS included) with a KV cache; yields each new id. */
   async *generate(prompt: readonly number[], opts: GenerateOptions = {}): AsyncGenerator<number> {
+    this.needWholeGraph('generation (a KV cache)');
     const c = this.checkpoint.config;
     if (prompt.length === 0) throw new LopperError('bad-input', 'the prompt must have at least one token (BOS)');
     this.checkIds([prompt]);

@@ -14,4 +14,9 @@ export interface Runtime {
   sessionOptions: InferenceSession.SessionOptions;
   /** Whether its execution provider has com.microsoft GroupQueryAttention (with RoPE). */
   fusedAttention: boolean;
+  /**
+   * How engines on this runtime run their passes: the whole graph, layer by layer, or (absent)
+   * chosen per model by its size (runtime/engine.ts chooseExecution).
+   */
+  execution?: 'whole' | 'streamed';
 }

@@ -1,0 +1,170 @@
+/**
+ * Layer-streamed execution (runtime/engine.ts, Execution 'streamed'): every pass the pruner
+ * and the evaluator use — statistics at every boundary, streams, NLL, logits, passes that
+ * restart at a boundary — run as one session per decoder layer plus one for the head, built
+ * from that layer's weights and released before the next, so the runtime holds one layer at
+ * a time. Checked against the Float64 reference (≤ 1e-4 relative, as every path) and against
+ * the whole-graph engine on the tiny real models and random configs (GQA, biases, bf16,
+ * tied/untied, Qwen3's q/k norms, both attention kernels); pruning on a streamed runtime
+ * gives the whole graph's plans, with reuse.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { compareRun, textWindows, tokenizeText } from '../../src/app/run';
+import { loadLlama2cFile } from '../../src/engine/formats/llama2c-node';
+import type { Checkpoint } from '../../src/engine/model/checkpoint';
+import { prune } from '../../src/engine/prune/plan';
+import { ReferenceModel } from '../../src/engine/reference/forward';
+import { chooseExecution, Engine, liveSessions } from '../../src/engine/runtime/engine';
+import { nodeRuntime } from '../../src/engine/runtime/node';
+import type { Runtime } from '../../src/engine/runtime/ort';
+import { webWasmRuntime } from '../../src/engine/runtime/web-node';
+import { maxRelError } from '../helpers/compare';
+import { DATA, MODELS } from '../helpers/paths';
+import { randomCheckpoint, type RandomCheckpointOptions } from '../helpers/random-checkpoint';
+
+const TOL = 1e-4;
+const node = nodeRuntime(1);
+const streamedNode: Runtime = { ...node, execution: 'streamed' };
+
+/** A runtime that counts the sessions open at once (the most at any moment), around a real one. */
+function counting(r: Runtime): { runtime: Runtime; peak: () => number } {
+  let open = 0;
+  let peak = 0;
+  const create = r.ort.InferenceSession.create.bind(r.ort.InferenceSession);
+  const ort = {
+    ...r.ort,
+    InferenceSession: {
+      async create(...args: Parameters<typeof create>) {
+        const s = await create(...args);
+        peak = Math.max(peak, ++open);
+        const release = s.release.bind(s);
+        s.release = async () => (open--, release());
+        return s;
+      },
+    },
+  };
+  return { runtime: { ...r, ort: ort as Runtime['ort'], execution: 'streamed' }, peak: () => peak };
+}
+
+function tokens(n: number, vocab: number, seed = 5): number[] {
+  let s = seed;
+  return Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) % 2 ** 31), s % vocab));
+}
+
+/** Everything a streamed pass gives, against the Float64 reference: logits, NLL, cos, mean |X| and streams at every boundary. */
+async function checkAgainstReference(e: Engine, ck: Checkpoint, ids: number[]): Promise<number> {
+  const ref = new ReferenceModel(ck);
+  const { logits, streams } = ref.forward(ids);
+  const { hiddenSize: D, numLayers: L } = ck.config;
+  const T = ids.length;
+  const [r] = await e.pass([ids], { logits: true, nll: true, stats: true, streams: true });
+  let worst = maxRelError(r.logits!, logits);
+  worst = Math.max(worst, maxRelError(r.nll!, ref.nll(ids)));
+  for (let k = 0; k <= L; k++) {
+    worst = Math.max(worst, maxRelError(r.streams[k], streams[k]));
+    const absMean = new Float64Array(D);
+    for (let t = 0; t < T; t++) for (let c = 0; c < D; c++) absMean[c] += Math.abs(streams[k][t * D + c]) / T;
+    worst = Math.max(worst, maxRelError(r.absMean[k], absMean));
+    if (k === L) break;
+    const cos = new Float64Array(T);
+    for (let t = 0; t < T; t++) {
+      let dot = 0, a = 0, b = 0;
+      for (let c = 0; c < D; c++) {
+        const x = streams[k][t * D + c], y = streams[k + 1][t * D + c];
+        dot += x * y; a += x * x; b += y * y;
+      }
+      cos[t] = dot / Math.sqrt(a * b);
+    }
+    worst = Math.max(worst, maxRelError(r.cos[k], cos));
+  }
+  expect(worst).toBeLessThan(TOL);
+  return worst;
+}
+
+const randomCases: [string, RandomCheckpointOptions][] = [
+  ['GQA, untied, head size 8 (plain-ops attention)', { numHeads: 4, numKvHeads: 2, numLayers: 3 }],
+  ['Qwen2 biases, tied, head_dim 16 (fused attention on node)', { architecture: 'Qwen2ForCausalLM', hiddenSize: 48, numHeads: 4, numKvHeads: 2, headDim: 16, numLayers: 3, tie: true }],
+  ['Qwen3 q/k norms, bf16, MQA, head_dim 16', { architecture: 'Qwen3ForCausalLM', hiddenSize: 32, numHeads: 4, numKvHeads: 1, headDim: 16, numLayers: 3, dtype: 'bf16' }],
+  ['Llama attention + MLP biases, llama3 RoPE, f16', { numLayers: 3, qkvBias: true, oBias: true, mlpBias: true, ropeScaling: true, ropeTheta: 5e5, dtype: 'f16' }],
+];
+
+describe('streamed passes', () => {
+  test.each(randomCases)('random checkpoint, %s: the reference’s numbers, one layer’s session at a time', async (_, opts) => {
+    const ck = randomCheckpoint({ ...opts, seed: 13 });
+    const { runtime, peak } = counting(node);
+    const e = new Engine(ck, runtime);
+    expect(e.execution).toBe('streamed');
+    const before = liveSessions();
+    const worst = await checkAgainstReference(e, ck, tokens(24, ck.config.vocabSize));
+    console.log(`streamed, ${_}: max relative error vs the reference ${worst.toExponential(1)}`);
+    expect(peak()).toBe(1); // never two layers' (or a layer's and the head's) weights at once
+    expect(liveSessions()).toBe(before); // every session released after the pass
+    await e.dispose();
+  });
+
+  test('stories260K on both Node runtimes: the reference’s numbers and the whole graph’s, for a pass from the tokens and one restarted at a boundary', async () => {
+    const ck = await loadLlama2cFile(join(MODELS, 'stories260K/stories260K.bin'));
+    const text = readFileSync(join(DATA, 'tinystories/eval.txt'), 'utf8').slice(0, 3000);
+    const windows = textWindows(tokenizeText(ck, text), 48, 3, 'text', 'eval.txt');
+    for (const base of [node, webWasmRuntime(2)]) {
+      const streamed = new Engine(ck, { ...base, execution: 'streamed' });
+      const whole = new Engine(ck, { ...base, execution: 'whole' });
+      await checkAgainstReference(streamed, ck, windows[0]);
+      const want = { stats: true, streams: true, nll: true };
+      const [s, w] = [await streamed.pass(windows, want), await whole.pass(windows, want)];
+      for (let b = 0; b < windows.length; b++) {
+        expect(maxRelError(s[b].nll!, w[b].nll!)).toBeLessThan(1e-5);
+        for (let k = 0; k <= 5; k++) expect(maxRelError(s[b].absMean[k], w[b].absMean[k]), `${base.name} window ${b} boundary ${k}`).toBeLessThan(1e-5);
+      }
+      // restarted at boundary 2 from the whole graph's X_2
+      const start = { from: 2, streams: w.map((r) => r.streams[2]) };
+      const [s2, w2] = [await streamed.pass(windows, want, start), await whole.pass(windows, want, start)];
+      for (let b = 0; b < windows.length; b++) {
+        expect(maxRelError(s2[b].nll!, w2[b].nll!)).toBeLessThan(1e-5);
+        for (let k = 3; k <= 5; k++) expect(maxRelError(s2[b].streams[k], w2[b].streams[k])).toBeLessThan(1e-5);
+        for (let k = 2; k < 5; k++) expect(maxRelError(s2[b].cos[k], w2[b].cos[k])).toBeLessThan(1e-5);
+      }
+      const [ps, pw] = [await streamed.perplexity(tokenizeText(ck, text), 48), await whole.perplexity(tokenizeText(ck, text), 48)];
+      expect(Math.abs(ps.ppl / pw.ppl - 1)).toBeLessThan(1e-6);
+      await streamed.dispose();
+      await whole.dispose();
+    }
+  });
+
+  test('pruning on a streamed runtime: the whole graph’s plans and scales, reuse included; compareRun too', async () => {
+    const ck = await loadLlama2cFile(join(MODELS, 'stories260K/stories260K.bin'));
+    const windows = textWindows(tokenizeText(ck, readFileSync(join(DATA, 'tinystories/calib.txt'), 'utf8')), 64, 2, 'calibration text', 'calib.txt');
+    for (const opts of [
+      { metric: 'bi' as const, layers: 2, mode: 'prunecomp' as const, fold: 'paper' as const },
+      { metric: 'ppl' as const, layers: 2, mode: 'prunecomp' as const, fold: 'tied' as const },
+    ]) {
+      const s = await prune(ck, streamedNode, windows, opts);
+      const w = await prune(ck, node, windows, opts);
+      expect(s.plan.removed).toEqual(w.plan.removed);
+      s.plan.scales.forEach((x, i) => expect(Math.abs(x / w.plan.scales[i] - 1)).toBeLessThan(1e-5));
+    }
+    const evalIds = tokenizeText(ck, readFileSync(join(DATA, 'tinystories/eval.txt'), 'utf8')).slice(0, 64 * 3);
+    const run = (runtime: Runtime) => compareRun(ck, runtime, windows, { metric: 'bi', layers: 2, mode: 'prunecomp', fold: 'paper', evaluation: { ids: evalIds, window: 64 } });
+    const [s, w] = [await run(streamedNode), await run(node)];
+    expect(s.plans.compared!.removed).toEqual(w.plans.compared!.removed);
+    for (const k of ['dense', 'baseline', 'compared'] as const) expect(Math.abs(s.ppl![k]!.ppl / w.ppl![k]!.ppl - 1), k).toBeLessThan(1e-5);
+  });
+
+  test('what needs a KV cache is refused on a streamed engine, with the reason', async () => {
+    const ck = randomCheckpoint({ numLayers: 2, seed: 2 });
+    const e = new Engine(ck, streamedNode);
+    await expect(async () => {
+      for await (const _ of e.generate([1, 2, 3], { maxTokens: 2 })) void _;
+    }).rejects.toMatchObject({ code: 'unsupported-config', message: expect.stringMatching(/generation .*needs the whole model in one graph/) });
+    await expect(e.continuationLogprobs([1, 2], [[3]])).rejects.toMatchObject({ code: 'unsupported-config' });
+  });
+
+  test('the execution follows the fp32 weight size: tiny models run whole, over the budget streamed', () => {
+    const ck = randomCheckpoint({ numLayers: 2, seed: 2 });
+    expect(chooseExecution(ck)).toBe('whole');
+    expect(chooseExecution(ck, 1000)).toBe('streamed');
+    expect(new Engine(ck, node).execution).toBe('whole');
+  });
+});
