@@ -120,6 +120,7 @@ it('loads stories260K from the mirror, prunes with Prune&Comp and the baseline, 
       expect(testid('ppl-prunecomp')).not.toBeNull();
       expect(testid('result-source')?.getAttribute('data-from-cache')).toBe('false');
       expect(testid('run-progress')).toBeNull();
+      expect(testid('results')?.getAttribute('data-complete')).toBe('true'); // every chart drawn (one task after another)
     },
     { timeout: 90_000, interval: 50 },
   );

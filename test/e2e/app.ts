@@ -99,6 +99,7 @@ export const runButton = (page: Page) => page.getByTestId('run-panel').getByRole
 export async function waitForResults(page: Page, timeout: number): Promise<void> {
   await waitForTestId(page, 'results', timeout);
   await page.getByTestId('run-progress').waitFor({ state: 'detached', timeout });
+  await page.locator('[data-testid=results][data-complete=true]').waitFor({ timeout: 10_000 }); // every chart drawn (they appear one task after another)
   const err = await errorText(page);
   if (err) throw new Error(`the run ended with an error: ${err}`);
   expect(await page.getByTestId('result-stale').count(), 'the results shown are for the current settings').toBe(0);
