@@ -18,7 +18,7 @@ import { nodeRuntime } from '../../src/engine/runtime/node';
 import type { Runtime } from '../../src/engine/runtime/ort';
 import { argmax } from '../../src/engine/runtime/sampler';
 import { webWasmRuntime } from '../../src/engine/runtime/web-node';
-import { maxRelError } from '../helpers/compare';
+import { maxRelError, referenceStats } from '../helpers/compare';
 import { DATA, LLAMA2C_MODELS, MODELS } from '../helpers/paths';
 import { randomCheckpoint, type RandomCheckpointOptions } from '../helpers/random-checkpoint';
 
@@ -76,20 +76,9 @@ async function checkWindow(engine: Engine, ref: ReferenceModel, ids: number[]): 
   const { hiddenSize: D, numLayers: L } = engine.checkpoint.config;
   const T = ids.length;
   for (let k = 0; k <= L; k++) {
-    const absMean = new Float64Array(D);
-    for (let t = 0; t < T; t++) for (let c = 0; c < D; c++) absMean[c] += Math.abs(streams[k][t * D + c]) / T;
-    stat(st.absMean[k], absMean);
-    if (k === L) break;
-    const cos = new Float64Array(T);
-    for (let t = 0; t < T; t++) {
-      let dot = 0, a = 0, b = 0;
-      for (let c = 0; c < D; c++) {
-        const x = streams[k][t * D + c], y = streams[k + 1][t * D + c];
-        dot += x * y; a += x * x; b += y * y;
-      }
-      cos[t] = dot / Math.sqrt(a * b);
-    }
-    stat(st.cos[k], cos);
+    const ref = referenceStats(streams[k], k < L ? streams[k + 1] : null, T, D);
+    stat(st.absMean[k], ref.absMean);
+    if (ref.cos) stat(st.cos[k], ref.cos);
   }
   return worst;
 }

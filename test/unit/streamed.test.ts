@@ -20,7 +20,7 @@ import { chooseExecution, Engine, liveSessions } from '../../src/engine/runtime/
 import { nodeRuntime } from '../../src/engine/runtime/node';
 import type { Runtime } from '../../src/engine/runtime/ort';
 import { webWasmRuntime } from '../../src/engine/runtime/web-node';
-import { maxRelError } from '../helpers/compare';
+import { maxRelError, referenceStats } from '../helpers/compare';
 import { DATA, MODELS } from '../helpers/paths';
 import { randomCheckpoint, type RandomCheckpointOptions } from '../helpers/random-checkpoint';
 
@@ -64,20 +64,9 @@ async function checkAgainstReference(e: Engine, ck: Checkpoint, ids: number[]): 
   worst = Math.max(worst, maxRelError(r.nll!, ref.nll(ids)));
   for (let k = 0; k <= L; k++) {
     worst = Math.max(worst, maxRelError(r.streams[k], streams[k]));
-    const absMean = new Float64Array(D);
-    for (let t = 0; t < T; t++) for (let c = 0; c < D; c++) absMean[c] += Math.abs(streams[k][t * D + c]) / T;
-    worst = Math.max(worst, maxRelError(r.absMean[k], absMean));
-    if (k === L) break;
-    const cos = new Float64Array(T);
-    for (let t = 0; t < T; t++) {
-      let dot = 0, a = 0, b = 0;
-      for (let c = 0; c < D; c++) {
-        const x = streams[k][t * D + c], y = streams[k + 1][t * D + c];
-        dot += x * y; a += x * x; b += y * y;
-      }
-      cos[t] = dot / Math.sqrt(a * b);
-    }
-    worst = Math.max(worst, maxRelError(r.cos[k], cos));
+    const ref = referenceStats(streams[k], k < L ? streams[k + 1] : null, T, D);
+    worst = Math.max(worst, maxRelError(r.absMean[k], ref.absMean));
+    if (ref.cos) worst = Math.max(worst, maxRelError(r.cos[k], ref.cos));
   }
   expect(worst).toBeLessThan(TOL);
   return worst;
