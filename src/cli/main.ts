@@ -20,8 +20,9 @@ import { planJson } from '../engine/export/plan';
 import { loadModelPath } from '../engine/formats/load-node';
 import { parameterCount, type Checkpoint } from '../engine/model/checkpoint';
 import { describeConfig } from '../engine/model/config';
+import { isLazy } from '../engine/model/tensor';
 import { chooseExecution, Engine, WHOLE_GRAPH_BUDGET } from '../engine/runtime/engine';
-import { nodeRuntime } from '../engine/runtime/node';
+import { cudaRuntime, nodeRuntime } from '../engine/runtime/node';
 import type { Runtime } from '../engine/runtime/ort';
 import { isMetric, METRICS, MODES, type Metric, type Mode } from '../engine/prune/options';
 import { prune, type Plan, type PruneOptions } from '../engine/prune/plan';
@@ -61,7 +62,9 @@ pruning options:
 
 common options:
   --tokenizer FILE   llama2.c tokenizer .bin, when it is not beside the model
-  --runtime node|wasm  onnxruntime-node (default) or onnxruntime-web's WASM build
+  --runtime node|wasm|cuda  onnxruntime-node on the CPU (default), onnxruntime-web's WASM build, or
+                     onnxruntime-node's CUDA execution provider on an NVIDIA GPU (--gpu N, default 0;
+                     needs ONNXRUNTIME_NODE_INSTALL=cuda12 npm install onnxruntime-node; untested here)
   --threads N        CPU threads (default: all)
 
 MODEL is a llama2.c .bin checkpoint or a Hugging Face model folder.`;
@@ -71,6 +74,7 @@ const common = {
   tokenizer: { type: 'string' },
   runtime: { type: 'string' },
   threads: { type: 'string' },
+  gpu: { type: 'string' },
   json: { type: 'boolean' },
 } as const;
 
@@ -81,8 +85,10 @@ async function runtimeFor(values: Record<string, unknown>): Promise<Runtime> {
       return nodeRuntime(threads);
     case 'wasm':
       return (await import('../engine/runtime/web-node')).webWasmRuntime(threads);
+    case 'cuda':
+      return cudaRuntime(int(values, 'gpu', 0, 0) ?? 0);
     default:
-      throw new LopperError('bad-option', `--runtime must be node or wasm (got "${String(values.runtime)}")`);
+      throw new LopperError('bad-option', `--runtime must be node, wasm or cuda (got "${String(values.runtime)}")`);
   }
 }
 
@@ -170,11 +176,13 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const ck = await openModel(v);
     const dtypes = [...new Set([...ck.tensors.values()].map((t) => t.dtype))];
     const execution = chooseExecution(ck);
-    const info = { source: ck.source, format: ck.format, config: ck.config, parameters: parameterCount(ck), dtypes, tokenizer: ck.tokenizer.kind, execution };
+    // 'on disk': weight files over LOPPER_LAZY_ABOVE stay there, read layer by layer (formats/load-node.ts)
+    const weights = [...ck.tensors.values()].some(isLazy) ? 'on disk' : 'in memory';
+    const info = { source: ck.source, format: ck.format, config: ck.config, parameters: parameterCount(ck), dtypes, tokenizer: ck.tokenizer.kind, execution, weights };
     if (v.json) out(JSON.stringify(info, null, 2) + '\n');
     else {
       out(`${ck.source} (${ck.format})\n${describeConfig(ck.config)}\n`);
-      out(`parameters: ${info.parameters.toLocaleString('en')}  dtype: ${dtypes.join(',')}  tied: ${ck.config.tieWordEmbeddings}  tokenizer: ${ck.tokenizer.kind}\n`);
+      out(`parameters: ${info.parameters.toLocaleString('en')}  dtype: ${dtypes.join(',')}  tied: ${ck.config.tieWordEmbeddings}  tokenizer: ${ck.tokenizer.kind}  weights: ${weights}\n`);
       const fp32 = (info.parameters * 4) / 2 ** 30;
       out(
         execution === 'whole'

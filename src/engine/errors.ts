@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'not-found'
   | 'bad-option'
   | 'bad-input'
+  /** The runtime asked for cannot start here (e.g. no CUDA execution provider). */
+  | 'unsupported-runtime'
   /** A computation gave NaN or ±Infinity (weights that overflow float32, or NaN in a file). */
   | 'non-finite'
   | 'cancelled'

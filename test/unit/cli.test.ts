@@ -136,6 +136,20 @@ describe('lopper CLI', () => {
       noStack(r.stderr);
     });
 
+    test('--runtime cuda where onnxruntime-node has no CUDA provider: what is missing and how to install it', async () => {
+      // Where a GPU server has the provider installed this is a real run instead, and the same
+      // command's perplexity must equal the CPU's.
+      const r = await lopper('ppl', '--model', STORIES, '--text', EVAL, '--max-windows', '1', '--runtime', 'cuda', '--json');
+      if (r.code === 0) {
+        const cpu = JSON.parse((await lopper('ppl', '--model', STORIES, '--text', EVAL, '--max-windows', '1', '--json')).stdout);
+        expect(Math.abs(JSON.parse(r.stdout).ppl / cpu.ppl - 1)).toBeLessThan(1e-5);
+        return;
+      }
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^--runtime cuda: onnxruntime-node could not start its CUDA execution provider on GPU 0 \(.+\)\. .*ONNXRUNTIME_NODE_INSTALL=cuda12 npm install onnxruntime-node\n$/);
+      noStack(r.stderr);
+    });
+
     test('malformed and unknown options, unknown command', async () => {
       const a = await lopper('ppl', '--model', STORIES, '--text', EVAL, '--window', 'abc');
       expect(a.code).toBe(1);

@@ -9,6 +9,7 @@ import { llama2cWeights, loadLlama2c } from '../../src/engine/formats/llama2c';
 import { containedPath, type FileSource } from '../../src/engine/formats/source';
 import { parameterCount, type Checkpoint } from '../../src/engine/model/checkpoint';
 import { fromHfConfig } from '../../src/engine/model/config';
+import { numel } from '../../src/engine/model/tensor';
 import { catalogEntry, type CatalogEntry } from '../../src/engine/store/catalog';
 import { fetchEntry, fetchToStore, labelFor, type DownloadProgress as StoreProgress } from '../../src/engine/store/download';
 import { HfTokenizer, parseJsonObject } from '../../src/engine/text/hf-tokenizer';
@@ -276,7 +277,7 @@ export function summarize(
 ): ModelSummary {
   const c = ck.config;
   const byDtype = new Map<string, number>();
-  for (const t of ck.tensors.values()) byDtype.set(t.dtype, (byDtype.get(t.dtype) ?? 0) + t.data.length);
+  for (const t of ck.tensors.values()) byDtype.set(t.dtype, (byDtype.get(t.dtype) ?? 0) + numel(t.shape));
   return {
     key: m.key,
     catalogId: m.catalogId,

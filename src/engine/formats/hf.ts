@@ -1,7 +1,7 @@
 import { LopperError, shown } from '../errors';
 import { expectedTensors, validateTensors, type Checkpoint } from '../model/checkpoint';
 import { fromHfConfig, toHfConfig } from '../model/config';
-import type { Tensor } from '../model/tensor';
+import { bytesPerElement, numel, type Tensor } from '../model/tensor';
 import { HfTokenizer, parseJsonObject, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON } from '../text/hf-tokenizer';
 import { toHfTokenizerFiles, type Llama2cTokenizer } from '../text/llama2c-tokenizer';
 import { concatChunks, type FileChunks } from './chunks';
@@ -56,7 +56,7 @@ function shardsOf(index: Record<string, unknown>, file: string): Map<string, str
 }
 
 /** Tensors of a sharded checkpoint: each shard is read once and only its listed tensors are kept. */
-async function readShardedWeights(src: FileSource): Promise<Map<string, Tensor>> {
+async function readShardedWeights(src: FileSource, lazy: boolean): Promise<Map<string, Tensor>> {
   const indexFile = pathIn(src, SAFETENSORS_INDEX);
   const tensors = new Map<string, Tensor>();
   for (const [shard, names] of shardsOf(await readJson(src, SAFETENSORS_INDEX), indexFile)) {
@@ -64,7 +64,7 @@ async function readShardedWeights(src: FileSource): Promise<Map<string, Tensor>>
     if (!(await src.exists(shard))) {
       throw new LopperError('not-found', `shard listed in ${SAFETENSORS_INDEX} is missing`, shardFile);
     }
-    const inShard = await readSafetensorsFile(src, shard, shardFile);
+    const inShard = await readSafetensorsFile(src, shard, shardFile, lazy);
     for (const name of names) {
       const t = inShard.get(name);
       if (!t) throw new LopperError('missing-tensor', `no tensor ${shown(name, 80)} (${SAFETENSORS_INDEX} says it is here)`, shardFile);
@@ -75,24 +75,47 @@ async function readShardedWeights(src: FileSource): Promise<Map<string, Tensor>>
 }
 
 /** A .safetensors file of the source, read by ranges (files of any size; see readSafetensors). */
-async function readSafetensorsFile(src: FileSource, path: string, file: string): Promise<Map<string, Tensor>> {
-  return readSafetensors({ size: await src.size(path), read: (offset, length) => src.readRange(path, offset, length) }, file);
+async function readSafetensorsFile(src: FileSource, path: string, file: string, lazy = false): Promise<Map<string, Tensor>> {
+  const readSync = src.readRangeSync && ((offset: number, length: number) => src.readRangeSync!(path, offset, length));
+  return readSafetensors({ size: await src.size(path), read: (offset, length) => src.readRange(path, offset, length), readSync }, file, { lazy });
 }
 
-async function readWeights(src: FileSource): Promise<{ tensors: Map<string, Tensor>; file: string }> {
-  if (await src.exists(SAFETENSORS)) {
+/** Bytes of the weight files (the single file, or every shard the index names). */
+async function weightBytes(src: FileSource): Promise<number> {
+  if (await src.exists(SAFETENSORS)) return src.size(SAFETENSORS);
+  let total = 0;
+  for (const shard of shardsOf(await readJson(src, SAFETENSORS_INDEX), pathIn(src, SAFETENSORS_INDEX)).keys()) {
+    if (await src.exists(shard)) total += await src.size(shard);
+  }
+  return total;
+}
+
+async function readWeights(src: FileSource, lazyAbove: number): Promise<{ tensors: Map<string, Tensor>; file: string }> {
+  const single = await src.exists(SAFETENSORS);
+  const lazy = !!src.readRangeSync && (single || (await src.exists(SAFETENSORS_INDEX))) && (await weightBytes(src)) > lazyAbove;
+  if (single) {
     const file = pathIn(src, SAFETENSORS);
-    return { tensors: await readSafetensorsFile(src, SAFETENSORS, file), file };
+    return { tensors: await readSafetensorsFile(src, SAFETENSORS, file, lazy), file };
   }
   if (await src.exists(SAFETENSORS_INDEX)) {
-    return { tensors: await readShardedWeights(src), file: pathIn(src, SAFETENSORS_INDEX) };
+    return { tensors: await readShardedWeights(src, lazy), file: pathIn(src, SAFETENSORS_INDEX) };
   }
   const hint = (await src.exists('pytorch_model.bin')) ? ' (pytorch_model.bin is not read: save the model as safetensors)' : '';
   throw new LopperError('not-found', `no ${SAFETENSORS} or ${SAFETENSORS_INDEX}: ${FOLDER_LAYOUT}${hint}`, src.name);
 }
 
+export interface HfLoadOptions {
+  /**
+   * Weight files larger than this many bytes in all stay on disk: their tensors are lazy
+   * (model/tensor.ts lazyTensor), read when a pass, a fold or an export needs them, so a model
+   * larger than memory loads with only its shapes resident (an 8B model's 16 GB). Needs a
+   * source that reads synchronously (files on disk in Node); default: never.
+   */
+  lazyAbove?: number;
+}
+
 /** Import a Hugging Face model folder (any FileSource: disk, dropped files, a hub mirror). */
-export async function loadHfFolder(src: FileSource): Promise<Checkpoint> {
+export async function loadHfFolder(src: FileSource, opts: HfLoadOptions = {}): Promise<Checkpoint> {
   await requireFile(src, CONFIG_JSON);
   const config = fromHfConfig(await readJson(src, CONFIG_JSON), pathIn(src, CONFIG_JSON));
   await requireFile(src, TOKENIZER_JSON);
@@ -101,7 +124,7 @@ export async function loadHfFolder(src: FileSource): Promise<Checkpoint> {
     if (await src.exists(optional)) tokenizerFiles[optional] = await src.read(optional);
   }
   const tokenizer = await HfTokenizer.create(tokenizerFiles, config, src.name, CONFIG_JSON);
-  const { tensors, file } = await readWeights(src);
+  const { tensors, file } = await readWeights(src, opts.lazyAbove ?? Infinity);
   return {
     config,
     tensors: validateTensors(config, tensors, file, CONFIG_JSON),
@@ -151,7 +174,7 @@ function splitIntoShards(ck: Checkpoint, maxShardSize: number): Map<string, Tens
   let currentSize = 0;
   for (const name of order) {
     const t = ck.tensors.get(name)!;
-    const size = t.data.byteLength;
+    const size = numel(t.shape) * bytesPerElement(t.dtype);
     if (size > maxShardSize) {
       shards.push(new Map([[name, t]]));
       continue;
@@ -183,7 +206,7 @@ function weightFiles(ck: Checkpoint, maxShardSize: number): FolderFile[] {
     const name = shardName(i, shards.length);
     for (const [tensorName, t] of tensors) {
       weightMap[tensorName] = name;
-      totalSize += t.data.byteLength;
+      totalSize += numel(t.shape) * bytesPerElement(t.dtype);
     }
     files.push({ name, ...safetensorsChunks(tensors, metadata) });
   });

@@ -1,3 +1,4 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join, relative, isAbsolute } from 'node:path';
 import { LopperError } from '../errors';
@@ -64,6 +65,31 @@ export class DirSource implements FileSource {
       throw fileError(e, full);
     } finally {
       await fh?.close();
+    }
+    return out;
+  }
+  /** readRange, synchronously: what lazy tensors read through (loadHfFolder's lazyAbove). */
+  readRangeSync(path: string, offset: number, length: number): Uint8Array {
+    const full = this.full(path);
+    const out = new Uint8Array(length);
+    let fd: number | undefined;
+    try {
+      fd = openSync(full, 'r');
+      const size = fstatSync(fd).size;
+      if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= size)) {
+        throw new LopperError('truncated', `bytes ${offset}..${offset + length} are outside the file (${size} bytes): did it change after it was loaded?`, full);
+      }
+      let at = 0;
+      while (at < length) {
+        const n = readSync(fd, out, at, Math.min(length - at, 1 << 30), offset + at);
+        if (n === 0) throw new LopperError('truncated', `the file ended at byte ${offset + at} while reading up to ${offset + length}`, full);
+        at += n;
+      }
+    } catch (e) {
+      if (e instanceof LopperError) throw e;
+      throw fileError(e, full);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
     return out;
   }

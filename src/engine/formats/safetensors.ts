@@ -1,7 +1,7 @@
 import { LopperError, reason, shown } from '../errors';
 import { checkFinite } from '../model/checkpoint';
 import { concatChunks, type FileChunks } from './chunks';
-import { bytesPerElement, dtypeName, numel, parseDType, type DType, type Tensor } from '../model/tensor';
+import { bytesPerElement, dtypeName, isLazy, lazyTensor, numel, parseDType, type DType, type Tensor } from '../model/tensor';
 
 /**
  * safetensors: an 8-byte little-endian header length N, N bytes of JSON
@@ -99,6 +99,8 @@ export function parseSafetensors(bytes: Uint8Array, file: string): Map<string, T
 export interface RangeReader {
   size: number;
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** The same, synchronously (files on disk in Node): what lazy tensors read through. */
+  readSync?(offset: number, length: number): Uint8Array;
 }
 
 /**
@@ -106,14 +108,23 @@ export interface RangeReader {
  * (validated, against the file's size, before anything else is read or allocated), then
  * each tensor's own bytes — never the whole file at once. Same checks, same result.
  */
-export async function readSafetensors(reader: RangeReader, file: string): Promise<Map<string, Tensor>> {
+export async function readSafetensors(reader: RangeReader, file: string, opts: { lazy?: boolean } = {}): Promise<Map<string, Tensor>> {
   const first = await reader.read(0, Math.min(8, reader.size));
   const headerLength = headerLengthOf(first, reader.size, file);
   const dataStart = 8 + headerLength;
   const entries = checkLayout(parseHeaderJson(await reader.read(8, headerLength), file), reader.size - dataStart, file);
   const tensors = new Map<string, Tensor>();
-  for (const e of entries) tensors.set(e.name, tensorOf(e, await reader.read(dataStart + e.begin, e.end - e.begin)));
-  checkFinite(tensors, file);
+  const readSync = opts.lazy ? reader.readSync?.bind(reader) : undefined;
+  for (const e of entries) {
+    if (readSync) {
+      // Lazy (see lazyTensor): elements [start, start + n) are bytes begin + start·b .. + n·b of the data.
+      const b = bytesPerElement(e.dtype);
+      tensors.set(e.name, lazyTensor(e.dtype, [...e.shape], (start, n) => tensorOf({ ...e, shape: [n] }, readSync(dataStart + e.begin + start * b, n * b)).data));
+    } else {
+      tensors.set(e.name, tensorOf(e, await reader.read(dataStart + e.begin, e.end - e.begin)));
+    }
+  }
+  checkFinite(tensors, file); // a lazy tensor is read here once, tensor by tensor, and let go
   return tensors;
 }
 
@@ -158,7 +169,8 @@ function tensorOf({ dtype, shape }: HeaderEntry, bytes: Uint8Array): Tensor {
 }
 
 function byteView(t: Tensor): Uint8Array {
-  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  const data = t.data; // read once (a lazy tensor reads it here, when its chunk is written)
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /**
@@ -176,10 +188,10 @@ export function safetensorsChunks(tensors: Map<string, Tensor>, metadata?: Recor
   if (metadata) header[METADATA_KEY] = metadata;
   let offset = 0;
   for (const [name, t] of entries) {
-    if (t.data.length !== numel(t.shape) || t.data.BYTES_PER_ELEMENT !== bytesPerElement(t.dtype)) {
+    if (!isLazy(t) && (t.data.length !== numel(t.shape) || t.data.BYTES_PER_ELEMENT !== bytesPerElement(t.dtype))) {
       throw new Error(`writeSafetensors: tensor "${name}" holds ${t.data.length}×${t.data.BYTES_PER_ELEMENT} bytes, not ${t.dtype} [${t.shape}]`);
     }
-    const end = offset + t.data.byteLength;
+    const end = offset + numel(t.shape) * bytesPerElement(t.dtype);
     header[name] = { dtype: dtypeName(t.dtype), shape: t.shape, data_offsets: [offset, end] };
     offset = end;
   }
@@ -189,7 +201,12 @@ export function safetensorsChunks(tensors: Map<string, Tensor>, metadata?: Recor
   new DataView(head.buffer).setBigUint64(0, BigInt(headerLength), true);
   head.set(json, 8);
   head.fill(0x20, 8 + json.length);
-  return { size: head.length + offset, chunks: [head, ...entries.map(([, t]) => byteView(t))] };
+  // Each tensor's bytes when its turn comes: a lazy tensor is read then, and let go after.
+  const chunks = function* () {
+    yield head;
+    for (const [, t] of entries) yield byteView(t);
+  };
+  return { size: head.length + offset, chunks: { [Symbol.iterator]: chunks } };
 }
 
 /** safetensorsChunks as one array. */

@@ -17,6 +17,8 @@ export interface FileSource {
    * a single Llama-3.2-1B model.safetensors is 2.47 GB). The range must lie inside the file.
    */
   readRange(path: string, offset: number, length: number): Promise<Uint8Array>;
+  /** readRange, synchronously, where the source can (files on disk in Node): lazy weights read through it. */
+  readRangeSync?(path: string, offset: number, length: number): Uint8Array;
   exists(path: string): Promise<boolean>;
 }
 

@@ -1,7 +1,7 @@
 import { LopperError } from '../errors';
 import { layerPrefix, lmHeadName, tensor, type Checkpoint } from '../model/checkpoint';
 import type { LlamaConfig } from '../model/config';
-import { toFloat32 } from '../model/tensor';
+import { numel, toFloat32, widenInto, type Tensor } from '../model/tensor';
 import { ropeInvFreq } from '../model/rope';
 import { ElemType, GraphBuilder } from './builder';
 
@@ -23,6 +23,16 @@ import { ElemType, GraphBuilder } from './builder';
  *   graph after layer to−1 — no final norm or head; stats for from ≤ k < to (cos) and
  *   from ≤ k < to (absmean), streams up to X_to — and `streamIn` takes X_from as stream_in even
  *   when from = 0 (the embedding rows gathered outside). from = to = L is the head alone.
+ *
+ * layer: one decoder layer whose weights are graph inputs, named as layer 0's (`l0.att_norm`,
+ *   `l0.wqkv`, … as layerWeights(ck, i) gives them, in Hugging Face layout [out, in], each
+ *   linear map a Gemm with transB), so one session runs every layer of a model, pass after
+ *   pass (layer-streamed execution, runtime/engine.ts): stream_in [B,T,D] = X_i and the
+ *   attention inputs → stream.1 [B,T,D] = X_{i+1}, and with stats stats.cos.0 [B,T] and
+ *   stats.absmean.0 [B,D] (of X_i).
+ * head: the final norm and the LM head, weights as inputs (`final_norm` [D], `lm_head` [V,D] as
+ *   headWeights(ck) gives them): stream_in [B,T,D] = X_L → logits, nll (targets), and with
+ *   stats stats.absmean.{L}, as a window program from L would.
  *
  * decode: generation with a KV cache. Inputs input_ids [B,T] at positions P..P+T−1,
  *   past.{i}.key/value [B,Hkv,P,hd] (P may be 0), the attention inputs. Outputs logits
@@ -48,12 +58,17 @@ import { ElemType, GraphBuilder } from './builder';
  */
 export type Program =
   | { kind: 'window'; from?: number; to?: number; streamIn?: boolean; logits?: boolean; nll?: boolean; stats?: boolean; streams?: boolean }
+  | { kind: 'layer'; stats?: boolean }
+  | { kind: 'head'; logits?: boolean; nll?: boolean; stats?: boolean }
   | { kind: 'decode'; io?: 'engine' | 'transformers' };
 export type AttentionImpl = 'ops' | 'fused';
 
 export function programKey(p: Program, attention: AttentionImpl): string {
+  const outs = (q: { logits?: boolean; nll?: boolean; stats?: boolean }) => `${q.logits ? 'L' : ''}${q.nll ? 'N' : ''}${q.stats ? 'S' : ''}`;
   const what =
-    p.kind === 'decode'
+    p.kind === 'layer' || p.kind === 'head'
+      ? `${p.kind}_${outs(p)}`
+      : p.kind === 'decode'
       ? p.io === 'transformers'
         ? 'decode_transformers'
         : 'decode'
@@ -62,30 +77,31 @@ export function programKey(p: Program, attention: AttentionImpl): string {
 }
 
 /** [out, in] row-major → [in, out], so the graph can use MatMul(x [.., in], W [in, out]). */
-export function transposed(w: Float32Array, rows: number, cols: number, scale = 1): Float32Array {
+export function transposed(w: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     const src = r * cols;
-    for (let c = 0; c < cols; c++) out[c * rows + r] = w[src + c] * scale;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = w[src + c];
   }
   return out;
 }
 
-/** Several [out_i, in] weights side by side as one [in, Σout_i] matrix (one MatMul instead of several). */
-export function fusedTransposed(parts: { w: Float32Array; rows: number; scale?: number }[], cols: number): Float32Array {
-  const total = parts.reduce((s, p) => s + p.rows, 0);
-  const out = new Float32Array(cols * total);
+/**
+ * Tensors stacked along their first axis, each widened to fp32 and multiplied by its scale (1
+ * when absent), written into `into` when given (a buffer reused layer after layer: fresh
+ * memory costs a page fault per 4 KiB, more than the widening itself).
+ */
+export function stacked(parts: { t: Tensor; scale?: number }[], into?: Float32Array): Float32Array {
+  const n = parts.reduce((s, p) => s + numel(p.t.shape), 0);
+  if (into && into.length !== n) throw new Error(`stacked: ${n} values do not fit a buffer of ${into.length}`);
+  if (!into && parts.length === 1 && (parts[0].scale ?? 1) === 1 && parts[0].t.dtype === 'f32') return toFloat32(parts[0].t); // the stored array itself
+  const out = into ?? new Float32Array(n);
   let off = 0;
-  for (const { w, rows, scale = 1 } of parts) {
-    for (let r = 0; r < rows; r++) {
-      const src = r * cols;
-      for (let c = 0; c < cols; c++) out[c * total + off + r] = w[src + c] * scale;
-    }
-    off += rows;
-  }
+  for (const { t, scale } of parts) off = widenInto(out, off, t, scale);
   return out;
 }
 
+/** Arrays side by side, each multiplied by its scale. */
 export function concat(parts: Float32Array[], scales: number[]): Float32Array {
   const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
   let off = 0;
@@ -94,6 +110,58 @@ export function concat(parts: Float32Array[], scales: number[]): Float32Array {
     off += p.length;
   });
   return out;
+}
+
+/** One weight of a graph: its name (per layer: `l{i}.…`), shape, and fp32 values. */
+export interface GraphWeight {
+  shape: number[];
+  /** computed when called (a graph with weights as inputs only reads the shape); written into `into` when given */
+  values: (into?: Float32Array) => Float32Array;
+}
+
+/**
+ * Decoder layer i's weights as the graphs take them (fp32, Hugging Face layout [out, in];
+ * q/k/v and gate/up fused along `out`; 1/√hd folded into W_q and b_q, or into q_norm's gain
+ * when the model has q/k norms, which would cancel it in W_q). Keys, after `l{i}.`:
+ *   att_norm [D], wqkv [H*hd + 2·Hkv*hd, D], bqkv [H*hd + 2·Hkv*hd] (qkvBias),
+ *   q_norm [hd], k_norm [hd] (qkNorm), wo [D, H*hd], bo [D] (oBias), ffn_norm [D],
+ *   wgu [2F, D], bgu [2F] (mlpBias), wdown [D, F], bdown [D] (mlpBias)
+ * Widened from the storage dtype here, for this layer only.
+ */
+export function layerWeights(ck: Checkpoint, i: number): Map<string, GraphWeight> {
+  const c = ck.config;
+  const { hiddenSize: D, intermediateSize: F, headDim: hd } = c;
+  const qkv = (c.numHeads + 2 * c.numKvHeads) * hd;
+  const p = layerPrefix(i);
+  const t = (name: string) => tensor(ck, p + name);
+  const scale = 1 / Math.sqrt(hd);
+  const qScale = c.qkNorm ? 1 : scale;
+  const out = new Map<string, GraphWeight>();
+  const set = (key: string, shape: number[], parts: { t: Tensor; scale?: number }[]) => out.set(key, { shape, values: (into) => stacked(parts, into) });
+  set('att_norm', [D], [{ t: t('input_layernorm.weight') }]);
+  set('wqkv', [qkv, D], [{ t: t('self_attn.q_proj.weight'), scale: qScale }, { t: t('self_attn.k_proj.weight') }, { t: t('self_attn.v_proj.weight') }]);
+  if (c.qkvBias) set('bqkv', [qkv], [{ t: t('self_attn.q_proj.bias'), scale: qScale }, { t: t('self_attn.k_proj.bias') }, { t: t('self_attn.v_proj.bias') }]);
+  if (c.qkNorm) {
+    set('q_norm', [hd], [{ t: t('self_attn.q_norm.weight'), scale }]);
+    set('k_norm', [hd], [{ t: t('self_attn.k_norm.weight') }]);
+  }
+  set('wo', [D, c.numHeads * hd], [{ t: t('self_attn.o_proj.weight') }]);
+  if (c.oBias) set('bo', [D], [{ t: t('self_attn.o_proj.bias') }]);
+  set('ffn_norm', [D], [{ t: t('post_attention_layernorm.weight') }]);
+  set('wgu', [2 * F, D], [{ t: t('mlp.gate_proj.weight') }, { t: t('mlp.up_proj.weight') }]);
+  if (c.mlpBias) set('bgu', [2 * F], [{ t: t('mlp.gate_proj.bias') }, { t: t('mlp.up_proj.bias') }]);
+  set('wdown', [D, F], [{ t: t('mlp.down_proj.weight') }]);
+  if (c.mlpBias) set('bdown', [D], [{ t: t('mlp.down_proj.bias') }]);
+  return out;
+}
+
+/** The head's weights as the graphs take them: final_norm [D], lm_head [V, D] (the embedding when tied), fp32. */
+export function headWeights(ck: Checkpoint): Map<string, GraphWeight> {
+  const c = ck.config;
+  return new Map([
+    ['final_norm', { shape: [c.hiddenSize], values: (into) => stacked([{ t: tensor(ck, 'model.norm.weight') }], into) }],
+    ['lm_head', { shape: [c.vocabSize, c.hiddenSize], values: (into) => stacked([{ t: tensor(ck, lmHeadName(c)) }], into) }],
+  ]);
 }
 
 /** The ONNX model bytes of `program` for `ck`. */
@@ -116,20 +184,40 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   const L = c.numLayers;
   const qDim = H * hd;
   const kvDim = Hkv * hd;
-  const w = (name: string) => toFloat32(tensor(ck, name));
   const g = new GraphBuilder(`lopper_${programKey(program, attention)}`);
   const decode = program.kind === 'decode';
   const hfIO = program.kind === 'decode' && program.io === 'transformers';
-  const from = program.kind === 'window' ? (program.from ?? 0) : 0;
-  const to = program.kind === 'window' ? (program.to ?? L) : L; // layers from..to−1; the head only when to = L
-  const streamIn = program.kind === 'window' && (from > 0 || !!program.streamIn);
+  // Layers from..to−1, then the head when to = L ('layer': layer 0's slot for any layer; 'head': the head alone).
+  const from = program.kind === 'window' ? (program.from ?? 0) : program.kind === 'head' ? L : 0;
+  const to = program.kind === 'window' ? (program.to ?? L) : program.kind === 'layer' ? 1 : L;
+  const withHead = program.kind !== 'layer' && to === L;
+  const streamIn = (program.kind === 'window' && (from > 0 || !!program.streamIn)) || program.kind === 'layer' || program.kind === 'head';
+  const want: { logits?: boolean; nll?: boolean; stats?: boolean } = program.kind === 'decode' ? {} : program;
+
+  // Weights: initializers (transposed to [in, out] for MatMul, which onnxruntime prepacks), or
+  // for 'layer' and 'head' graph inputs in Hugging Face layout [out, in], fed per run.
+  const weightsIn = program.kind === 'layer' || program.kind === 'head';
+  let lead = ''; // 'layer'/'head': the [B, T] of stream_in, to shape a Gemm's [B·T, out] back
+  const param = (name: string, wt: GraphWeight) => (weightsIn ? g.input(name, ElemType.FLOAT, wt.shape) : g.weight(name, wt.shape, wt.values()));
+  /** x [B,T,in] · Wᵀ for W [out, in] → [B,T,out]. */
+  const linear = (x: string, name: string, wt: GraphWeight): string => {
+    const [out, inDim] = wt.shape;
+    if (!weightsIn) return g.matmul(x, g.weight(name, [inDim, out], transposed(wt.values(), out, inDim)));
+    const flat = g.op('Gemm', [g.reshape(x, [-1, inDim]), g.input(name, ElemType.FLOAT, wt.shape)], { transB: 1 }); // [B·T, out]
+    return g.op('Reshape', [flat, g.op('Concat', [lead, g.ints([out])], { axis: 0 })]);
+  };
+
   let inputIds: string | undefined;
   if (hfIO) {
     if (attention !== 'ops') throw new LopperError('bad-option', "the transformers.js graph computes RoPE and the mask itself: it needs the 'ops' attention");
     inputIds = g.input('input_ids', ElemType.INT64, [HF_DIMS.B, HF_DIMS.T]); // first, in the order transformers.js lists them
   }
   const attend =
-    attention === 'fused' ? fusedAttention(g, c, decode) : opsAttention(g, c, decode, inputIds !== undefined ? { inputIds } : undefined);
+    program.kind === 'head'
+      ? undefined // the head alone declares no attention inputs
+      : attention === 'fused'
+        ? fusedAttention(g, c, decode)
+        : opsAttention(g, c, decode, inputIds !== undefined ? { inputIds } : undefined);
 
   // RMSNorm(x)·gain, as the pattern onnxruntime fuses into SimplifiedLayerNormalization.
   // Returns the mean square too: the calibration statistics reuse it for ‖x‖.
@@ -147,90 +235,68 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   let embed = '';
   if (!streamIn) {
     // model.embed_tokens.weight [V, D]
-    embed = g.weight('embed', [V, D], w('model.embed_tokens.weight'));
+    embed = g.weight('embed', [V, D], toFloat32(tensor(ck, 'model.embed_tokens.weight')));
     x = g.op('Gather', [embed, inputIds ?? g.input('input_ids', ElemType.INT64, ['B', 'T'])], { axis: 0 });
   } else {
     x = g.input('stream_in', ElemType.FLOAT, ['B', 'T', D]);
+    if (weightsIn) lead = g.op('Slice', [g.op('Shape', [x]), g.ints([0]), g.ints([2])]);
   }
 
-  const stats = program.kind === 'window' && program.stats;
+  const stats = !!want.stats;
   const ms: string[] = []; // ms[k − from]: mean square of X_k over the hidden axis [B,T,1]
   const streams: string[] = [x]; // streams[k − from] = X_k
 
   for (let i = from; i < to; i++) {
-    const p = layerPrefix(i);
-    // 1/√hd is folded into W_q (and b_q); with qkNorm into q_norm's gain instead (the norm would cancel it in W_q).
-    const scale = 1 / Math.sqrt(hd);
-    const qScale = c.qkNorm ? 1 : scale;
+    const wts = layerWeights(ck, program.kind === 'layer' ? 0 : i); // a 'layer' graph reads only the shapes
+    const wt = (key: string) => wts.get(key)!;
+    const n = (key: string) => `l${i}.${key}`;
 
     // ---- attention ----
-    const attNorm = rmsNorm(x, g.weight(`l${i}.att_norm`, [D], w(p + 'input_layernorm.weight')));
+    const attNorm = rmsNorm(x, param(n('att_norm'), wt('att_norm')));
     ms.push(attNorm.ms);
-    // q_proj [H*hd, D], k_proj [Hkv*hd, D], v_proj [Hkv*hd, D] → W_qkv [D, H*hd + 2·Hkv*hd]
-    const wqkv = fusedTransposed(
-      [
-        { w: w(p + 'self_attn.q_proj.weight'), rows: qDim, scale: qScale },
-        { w: w(p + 'self_attn.k_proj.weight'), rows: kvDim },
-        { w: w(p + 'self_attn.v_proj.weight'), rows: kvDim },
-      ],
-      D,
-    );
-    let qkv = g.matmul(attNorm.y, g.weight(`l${i}.wqkv`, [D, qDim + 2 * kvDim], wqkv)); // [B,T,qDim+2kvDim]
-    if (c.qkvBias) {
-      const b = concat(
-        [w(p + 'self_attn.q_proj.bias'), w(p + 'self_attn.k_proj.bias'), w(p + 'self_attn.v_proj.bias')],
-        [qScale, 1, 1],
-      );
-      qkv = g.add(qkv, g.weight(`l${i}.bqkv`, [qDim + 2 * kvDim], b));
-    }
+    // W_qkv [H*hd + 2·Hkv*hd, D] (1/√hd in W_q and b_q, or in q_norm)
+    let qkv = linear(attNorm.y, n('wqkv'), wt('wqkv')); // [B,T,qDim+2kvDim]
+    if (c.qkvBias) qkv = g.add(qkv, param(n('bqkv'), wt('bqkv')));
     const [qp, kp, v0] = g.opN('Split', [qkv, g.ints([qDim, kvDim, kvDim])], 3, { axis: -1 });
-    // q_norm [hd] (×1/√hd), k_norm [hd] (qkNorm): before RoPE, which both attention implementations apply after this
-    const q0 = c.qkNorm ? headNorm(qp, H, g.weight(`l${i}.q_norm`, [hd], concat([w(p + 'self_attn.q_norm.weight')], [scale]))) : qp;
-    const k0 = c.qkNorm ? headNorm(kp, Hkv, g.weight(`l${i}.k_norm`, [hd], w(p + 'self_attn.k_norm.weight'))) : kp;
-    const merged = attend(i, q0, k0, v0); // [B,T,H*hd]
+    // q_norm [hd], k_norm [hd] (qkNorm): before RoPE, which both attention implementations apply after this
+    const q0 = c.qkNorm ? headNorm(qp, H, param(n('q_norm'), wt('q_norm'))) : qp;
+    const k0 = c.qkNorm ? headNorm(kp, Hkv, param(n('k_norm'), wt('k_norm'))) : kp;
+    const merged = attend!(i, q0, k0, v0); // [B,T,H*hd]
     // o_proj [D, H*hd]
-    let o = g.matmul(merged, g.weight(`l${i}.wo`, [qDim, D], transposed(w(p + 'self_attn.o_proj.weight'), D, qDim)));
-    if (c.oBias) o = g.add(o, g.weight(`l${i}.bo`, [D], w(p + 'self_attn.o_proj.bias')));
+    let o = linear(merged, n('wo'), wt('wo'));
+    if (c.oBias) o = g.add(o, param(n('bo'), wt('bo')));
     const h = g.add(x, o);
 
     // ---- feed-forward ----
-    const ffnNorm = rmsNorm(h, g.weight(`l${i}.ffn_norm`, [D], w(p + 'post_attention_layernorm.weight')));
-    // gate_proj [F, D], up_proj [F, D] → W_gu [D, 2F]
-    const wgu = fusedTransposed(
-      [
-        { w: w(p + 'mlp.gate_proj.weight'), rows: F },
-        { w: w(p + 'mlp.up_proj.weight'), rows: F },
-      ],
-      D,
-    );
-    let gu = g.matmul(ffnNorm.y, g.weight(`l${i}.wgu`, [D, 2 * F], wgu)); // [B,T,2F]
-    if (c.mlpBias) {
-      gu = g.add(gu, g.weight(`l${i}.bgu`, [2 * F], concat([w(p + 'mlp.gate_proj.bias'), w(p + 'mlp.up_proj.bias')], [1, 1])));
-    }
+    const ffnNorm = rmsNorm(h, param(n('ffn_norm'), wt('ffn_norm')));
+    // W_gu [2F, D]: gate_proj [F, D] over up_proj [F, D]
+    let gu = linear(ffnNorm.y, n('wgu'), wt('wgu')); // [B,T,2F]
+    if (c.mlpBias) gu = g.add(gu, param(n('bgu'), wt('bgu')));
     const [gate, up] = g.opN('Split', [gu, g.ints([F, F])], 2, { axis: -1 });
     const act = g.mul(g.mul(gate, g.op('Sigmoid', [gate])), up); // SiLU(gate) ⊙ up
     // down_proj [D, F]
-    let down = g.matmul(act, g.weight(`l${i}.wdown`, [F, D], transposed(w(p + 'mlp.down_proj.weight'), D, F)));
-    if (c.mlpBias) down = g.add(down, g.weight(`l${i}.bdown`, [D], w(p + 'mlp.down_proj.bias')));
+    let down = linear(act, n('wdown'), wt('wdown'));
+    if (c.mlpBias) down = g.add(down, param(n('bdown'), wt('bdown')));
     x = g.add(h, down); // X_{i+1}
     streams.push(x);
   }
 
-  if (to < L) {
+  if (!withHead) {
     // One slice of the layer stack (layer-streamed execution): X_to and the statistics up to it, no head.
     if (stats) {
       ms.push(g.reduceMean(g.op('Pow', [x, g.scalar(2)]), [-1])); // ms of X_to
       statsOutputs(g, D, from, to, streams, ms, to - 1);
     }
-    if (program.kind === 'window' && program.streams) {
+    if (program.kind === 'layer' || (program.kind === 'window' && program.streams)) {
       for (let k = streamIn ? from + 1 : 0; k <= to; k++) g.output(streams[k - from], `stream.${k}`, ElemType.FLOAT, ['B', 'T', D]);
     }
     return g;
   }
 
   // ---- final norm and LM head ----
+  const head = headWeights(ck);
   if (decode && !hfIO) x = g.op('Slice', [x, g.ints([-1]), g.ints([2 ** 62]), g.ints([1])]); // last position [B,1,D]
-  const finalNorm = rmsNorm(x, g.weight('final_norm', [D], w('model.norm.weight')));
+  const finalNorm = rmsNorm(x, param('final_norm', head.get('final_norm')!));
   ms.push(finalNorm.ms);
 
   if (stats) statsOutputs(g, D, from, L, streams, ms, L);
@@ -241,22 +307,20 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   if (hfIO) {
     // lm_head [V, D] as stored — the embedding itself when tied, so the file holds it once —
     // through Gemm (transB) on [B·T, D], then back to [B,T,V].
-    const head = c.tieWordEmbeddings ? embed : g.weight('lm_head', [V, D], w('lm_head.weight'));
-    const flat = g.op('Gemm', [g.reshape(finalNorm.y, [-1, D]), head], { transB: 1 }); // [B·T, V]
+    const lmHead = c.tieWordEmbeddings ? embed : g.weight('lm_head', [V, D], head.get('lm_head')!.values());
+    const flat = g.op('Gemm', [g.reshape(finalNorm.y, [-1, D]), lmHead], { transB: 1 }); // [B·T, V]
     const shape = g.op('Concat', [g.op('Shape', [inputIds!]), g.ints([V])], { axis: 0 });
     g.output(g.op('Reshape', [flat, shape]), 'logits', ElemType.FLOAT, [HF_DIMS.B, HF_DIMS.T, V]);
     return g;
   }
-  const wantLogits = decode || program.logits || program.nll;
-  if (wantLogits) {
+  if (decode || want.logits || want.nll) {
     // lm_head [V, D] (the embedding when tied)
-    const head = g.weight('lm_head', [D, V], transposed(w(lmHeadName(c)), V, D));
-    const logits = g.matmul(finalNorm.y, head); // [B,T,V]
+    const logits = linear(finalNorm.y, 'lm_head', head.get('lm_head')!); // [B,T,V]
     if (decode) {
       g.output(g.op('Squeeze', [logits, g.ints([1])]), 'logits', ElemType.FLOAT, ['B', V]);
     } else {
-      if (program.logits) g.output(logits, 'logits', ElemType.FLOAT, ['B', 'T', V]);
-      if (program.nll) {
+      if (want.logits) g.output(logits, 'logits', ElemType.FLOAT, ['B', 'T', V]);
+      if (want.nll) {
         const targets = g.input('targets', ElemType.INT64, ['B', 'T']);
         const logp = g.op('LogSoftmax', [logits], { axis: -1 });
         const picked = g.op('GatherElements', [logp, g.op('Unsqueeze', [targets, g.ints([2])])], { axis: 2 }); // [B,T,1]

@@ -1,6 +1,6 @@
 import { LopperError } from '../errors';
 import type { LlamaConfig } from './config';
-import type { Tensor } from './tensor';
+import { numel, type Tensor } from './tensor';
 import type { Tokenizer } from './tokenizer';
 
 /**
@@ -131,13 +131,14 @@ export function checkFinite(tensors: Map<string, Tensor>, file: string): void {
 /** NaN and ±Infinity values in a tensor, counted from the bit patterns (all exponent bits set). */
 export function nonFiniteCount(t: Tensor): number {
   let n = 0;
+  const data = t.data; // read once
   if (t.dtype === 'f32') {
-    const d = t.data as Float32Array;
+    const d = data as Float32Array;
     const bits = new Uint32Array(d.buffer, d.byteOffset, d.length);
     for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7f800000) === 0x7f800000) n++;
   } else {
     const exp = t.dtype === 'f16' ? 0x7c00 : 0x7f80;
-    const bits = t.data as Uint16Array;
+    const bits = data as Uint16Array;
     for (let i = 0; i < bits.length; i++) if ((bits[i] & exp) === exp) n++;
   }
   return n;
@@ -156,7 +157,7 @@ export function lmHeadName(c: LlamaConfig): string {
 
 export function parameterCount(ck: Checkpoint): number {
   let n = 0;
-  for (const t of ck.tensors.values()) n += t.data.length;
+  for (const t of ck.tensors.values()) n += numel(t.shape);
   return n;
 }
 

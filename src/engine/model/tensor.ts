@@ -6,12 +6,43 @@ export type DType = 'f32' | 'f16' | 'bf16';
 export interface Tensor {
   dtype: DType;
   shape: number[];
-  /** f32: Float32Array; f16 and bf16: the raw 16-bit patterns. */
-  data: Float32Array | Uint16Array;
+  /**
+   * f32: Float32Array; f16 and bf16: the raw 16-bit patterns. Of a lazy tensor (lazyTensor),
+   * a getter that reads them afresh at every access: read it once per use, and take sizes
+   * from `shape` (numel), never from `data`.
+   */
+  readonly data: Float32Array | Uint16Array;
+  /** Lazy tensors only: elements [start, start + n) in storage form, read without the rest. */
+  readonly range?: (start: number, n: number) => Float32Array | Uint16Array;
 }
 
 export function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * A tensor whose values stay where they are (a file on disk) until asked for: `data` reads all
+ * of them, `range` a part, each time, and nothing is kept. A model larger than memory keeps
+ * only its shapes resident; a layer-streamed pass reads one layer at a time. Lazy tensors are
+ * never changed: a fold derives another lazy tensor (scaledLazy).
+ */
+export function lazyTensor(dtype: DType, shape: number[], read: (start: number, n: number) => Float32Array | Uint16Array): Tensor {
+  const n = numel(shape);
+  return {
+    dtype,
+    shape,
+    get data() {
+      return read(0, n);
+    },
+    range: read,
+  };
+}
+
+export const isLazy = (t: Tensor): boolean => t.range !== undefined;
+
+/** Elements [start, start + n) of t in storage form: a view of its data, or for a lazy tensor just those, read. */
+export function elements(t: Tensor, start: number, n: number): Float32Array | Uint16Array {
+  return t.range ? t.range(start, n) : t.data.subarray(start, start + n);
 }
 
 export function f32Tensor(shape: number[], data?: Float32Array): Tensor {
@@ -73,8 +104,9 @@ export function f32ToF16(x: number): number {
 
 /** The tensor's values as float32 (a copy for f16/bf16, the same array for f32). */
 export function toFloat32(t: Tensor): Float32Array {
-  if (t.dtype === 'f32') return t.data as Float32Array;
-  const src = t.data as Uint16Array;
+  const data = t.data; // read once
+  if (t.dtype === 'f32') return data as Float32Array;
+  const src = data as Uint16Array;
   const out = new Float32Array(src.length);
   if (t.dtype === 'bf16') {
     const u = new Uint32Array(out.buffer);
@@ -113,4 +145,24 @@ export function parseDType(name: string, file?: string): DType {
 
 export function dtypeName(dtype: DType): 'F32' | 'F16' | 'BF16' {
   return dtype === 'f32' ? 'F32' : dtype === 'f16' ? 'F16' : 'BF16';
+}
+
+/** Write t's values as float32, each multiplied by `scale`, into out from `offset`; returns the offset after them. */
+export function widenInto(out: Float32Array, offset: number, t: Tensor, scale = 1): number {
+  const data = t.data; // read once (a lazy tensor reads it at each access)
+  const n = data.length;
+  if (t.dtype === 'f32') {
+    const src = data as Float32Array;
+    if (scale === 1) out.set(src, offset);
+    else for (let i = 0; i < n; i++) out[offset + i] = src[i] * scale;
+  } else if (t.dtype === 'bf16') {
+    const src = data as Uint16Array;
+    const bits = new Uint32Array(out.buffer, out.byteOffset + offset * 4, n);
+    for (let i = 0; i < n; i++) bits[i] = src[i] << 16;
+    if (scale !== 1) for (let i = 0; i < n; i++) out[offset + i] *= scale;
+  } else {
+    const src = data as Uint16Array;
+    for (let i = 0; i < n; i++) out[offset + i] = f16ToF32(src[i]) * scale;
+  }
+  return offset + n;
 }

@@ -18,7 +18,7 @@
  */
 import { LopperError } from '../errors';
 import { layerPrefix, type Checkpoint } from '../model/checkpoint';
-import { toFloat32, fromFloat32, type Tensor } from '../model/tensor';
+import { fromFloat32, isLazy, lazyTensor, toFloat32, type Tensor } from '../model/tensor';
 import type { Fold } from './options';
 
 const EMBED = 'model.embed_tokens.weight';
@@ -82,7 +82,8 @@ export function untieEmbeddings(ck: Checkpoint): Checkpoint {
   const tensors = new Map(ck.tensors);
   if (!ck.config.tieWordEmbeddings) return { ...ck, config: { ...ck.config }, tensors };
   const e = getTensor(ck, EMBED);
-  tensors.set(LM_HEAD, { dtype: e.dtype, shape: [...e.shape], data: e.data.slice() });
+  // A lazy embedding is read afresh at every use and never changed: the head can share its reader.
+  tensors.set(LM_HEAD, isLazy(e) ? e : { dtype: e.dtype, shape: [...e.shape], data: e.data.slice() });
   return { ...ck, config: { ...ck.config, tieWordEmbeddings: false }, tensors };
 }
 
@@ -219,9 +220,12 @@ function scaleResidualWriters(ck: Checkpoint, tensors: Map<string, Tensor>, l: n
 /**
  * A new tensor = t × f in t's own dtype (float64 product, rounded once to f32, and for
  * f16/bf16 on to 16 bits). Throws if a finite value overflows the dtype (f16 tops out at
- * 65504) rather than silently writing Inf.
+ * 65504) rather than silently writing Inf. Of a lazy tensor, a lazy tensor that applies the
+ * same product to what it reads, when it reads it (the fold costs no memory; the values are
+ * the same bits as the eager fold's, and an overflow is reported when they are read).
  */
 function scaleTensor(t: Tensor, f: number, name: string, source: string): Tensor {
+  if (isLazy(t)) return lazyTensor(t.dtype, t.shape, (start, n) => scaleTensor({ dtype: t.dtype, shape: [n], data: t.range!(start, n) }, f, name, source).data);
   const src = toFloat32(t);
   const out = new Float32Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = src[i] * f;

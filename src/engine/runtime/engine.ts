@@ -1,8 +1,8 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import { LopperError } from '../errors';
-import { attentionFor, buildLlamaGraph, programKey, type AttentionImpl, type Program } from '../graph/llama';
+import { attentionFor, buildLlamaGraph, headWeights, layerWeights, programKey, type AttentionImpl, type GraphWeight, type Program } from '../graph/llama';
 import { parameterCount, tensor, type Checkpoint } from '../model/checkpoint';
-import { toFloat32 } from '../model/tensor';
+import { elements, numel, toFloat32 } from '../model/tensor';
 import { ropeTables } from '../model/rope';
 import { cutWindows } from '../text/windows';
 import type { Runtime } from './ort';
@@ -64,10 +64,10 @@ interface RopeTable {
 
 /**
  * How passes run: 'whole', one graph holding every weight in fp32 (the fastest where it
- * fits), or 'streamed', one decoder layer at a time — a session per layer built from its
- * weights (widened to fp32 from their storage dtype), run on every window, then released, so
- * the runtime holds one layer's weights (or the head's) at any moment; the embedding rows are
- * gathered outside the runtime. Passes, statistics, streams, NLL and logits are the same
+ * fits), or 'streamed', one decoder layer at a time — one session for every layer, whose
+ * weights are inputs, fed layer after layer (widened to fp32 from their storage dtype for that
+ * layer only) on every window, so the runtime holds one layer's weights (or the head's) at any
+ * moment; the embedding rows are gathered outside the runtime. Passes, statistics, streams, NLL and logits are the same
  * either way; generation and shared-context scoring (KV cache) need the whole graph.
  */
 export type Execution = 'whole' | 'streamed';
@@ -108,23 +108,12 @@ export class Engine {
     this.execution = opts.execution ?? runtime.execution ?? chooseExecution(checkpoint);
   }
 
-  /** A session for one program, not kept (layer-streamed execution builds one per layer and pass). */
-  private async transientSession(program: Program): Promise<InferenceSession> {
-    const s = await this.runtime.ort.InferenceSession.create(buildLlamaGraph(this.checkpoint, program, this.attention), this.runtime.sessionOptions);
-    openSessions++;
-    return s;
-  }
-  private async release(s: InferenceSession): Promise<void> {
-    await s.release();
-    openSessions--;
-  }
-
   /** X_0 of a window: its embedding rows [T·D], widened to fp32 from the storage dtype. */
   private embedRows(window: readonly number[]): Float32Array {
     const D = this.checkpoint.config.hiddenSize;
     const e = tensor(this.checkpoint, 'model.embed_tokens.weight');
     const x = new Float32Array(window.length * D);
-    window.forEach((id, t) => x.set(toFloat32({ dtype: e.dtype, shape: [1, D], data: e.data.subarray(id * D, (id + 1) * D) }), t * D));
+    window.forEach((id, t) => x.set(toFloat32({ dtype: e.dtype, shape: [1, D], data: elements(e, id * D, D) }), t * D)); // row `id` alone, also of a lazy tensor
     return x;
   }
 
@@ -253,9 +242,14 @@ export class Engine {
   }
 
   /**
-   * pass() layer by layer: every window through layer k (one session, released after), then
-   * layer k+1, then the head when NLL, logits or the last statistics are wanted. `onStep`
-   * reports layers done of (layers + 1).
+   * pass() layer by layer: every window through layer k, then layer k+1, then the head (one
+   * window at a time, so at most one window's logits exist) when NLL, logits or the last
+   * statistics are wanted. One session runs every layer and one the head: their weights are
+   * inputs, widened to fp32 from the storage dtype for the layer being run only (into buffers
+   * the engine reuses), so the runtime holds one layer's weights (or the head's) at any moment
+   * and nothing is rebuilt between layers or passes. Each layer's output stream is the next
+   * one's input as it came from the runtime; results are views of the outputs, not copies.
+   * `onStep` reports layers done of (layers + 1).
    */
   private async streamedPass(
     windows: readonly (readonly number[])[],
@@ -264,63 +258,73 @@ export class Engine {
     onStep?: Progress,
   ): Promise<WindowResult[]> {
     this.checkIds(windows);
-    const { numLayers: L, hiddenSize: D, vocabSize: V } = this.checkpoint.config;
+    const { numLayers: L, hiddenSize: D } = this.checkpoint.config;
     const B = windows.length;
     const T = windows[0].length;
     const from = start?.from ?? 0;
     if (start && (start.streams.length !== B || start.streams.some((s) => s.length !== T * D))) {
       throw new LopperError('bad-input', `a pass from layer ${from} needs one [${T}×${D}] stream per window`);
     }
-    let xs = from === 0 ? windows.map((w) => this.embedRows(w)) : [...start!.streams];
     const results: WindowResult[] = windows.map(() => ({ cos: [], absMean: [], streams: [] }));
-    if (want.streams && from === 0) xs.forEach((x, b) => (results[b].streams[0] = x));
+    // X_from of every window, stacked [B,T,D]
+    let x: Float32Array = new Float32Array(B * T * D);
+    (from === 0 ? windows.map((w) => this.embedRows(w)) : start!.streams).forEach((s, b) => x.set(s, b * T * D));
+    const view = (data: Float32Array, b: number, n: number) => data.subarray(b * n, (b + 1) * n);
+    if (want.streams && from === 0) windows.forEach((_, b) => (results[b].streams[0] = view(x, b, T * D)));
     const steps = L - from + 1;
-    const stacked = (parts: readonly Float32Array[]) => {
-      const x = new Float32Array(B * T * D);
-      parts.forEach((s, b) => x.set(s, b * T * D));
-      return this.f32(x, [B, T, D]);
-    };
-    const part = (t: Tensor, b: number, n: number) => (t.data as Float32Array).slice(b * n, (b + 1) * n);
-    const run = async (program: Program, feeds: Record<string, Tensor>) => {
-      const session = await this.transientSession(program);
-      try {
-        return await session.run(feeds);
-      } finally {
-        await this.release(session);
+
+    if (from < L) {
+      const layer = await this.session({ kind: 'layer', stats: want.stats });
+      const attention = this.attentionFeeds(B, 0, T);
+      for (let k = from; k < L; k++) {
+        const out = await layer.run({ ...attention, stream_in: this.f32(x, [B, T, D]), ...this.weightFeeds(layerWeights(this.checkpoint, k), 'l0.') });
+        x = out['stream.1'].data as Float32Array; // X_{k+1} [B,T,D]
+        windows.forEach((_, b) => {
+          const r = results[b];
+          if (want.stats) {
+            r.cos[k] = view(out['stats.cos.0'].data as Float32Array, b, T);
+            r.absMean[k] = view(out['stats.absmean.0'].data as Float32Array, b, D);
+            checkFinite(sumOf(r.absMean[k]), `the mean magnitude of the stream at layer boundary ${k}`);
+          }
+          if (want.streams) r.streams[k + 1] = view(x, b, T * D);
+        });
+        onStep?.(k - from + 1, steps);
       }
-    };
-    for (let k = from; k < L; k++) {
-      const out = await run({ kind: 'window', from: k, to: k + 1, streamIn: true, stats: want.stats, streams: true }, { ...this.attentionFeeds(B, 0, T), stream_in: stacked(xs) });
-      xs = windows.map((_, b) => part(out[`stream.${k + 1}`], b, T * D));
-      windows.forEach((_, b) => {
-        const r = results[b];
-        if (want.stats) {
-          r.cos[k] = part(out[`stats.cos.${k}`], b, T);
-          r.absMean[k] = part(out[`stats.absmean.${k}`], b, D);
-          checkFinite(sumOf(r.absMean[k]), `the mean magnitude of the stream at layer boundary ${k}`);
-        }
-        if (want.streams) r.streams[k + 1] = xs[b];
-      });
-      for (const t of Object.values(out)) t.dispose();
-      onStep?.(k - from + 1, steps);
     }
     if (want.stats || want.nll || want.logits) {
-      const feeds: Record<string, Tensor> = { ...this.attentionFeeds(B, 0, T), stream_in: stacked(xs) }; // the graph declares the attention inputs
-      if (want.nll) feeds.targets = this.i64(windows.map((w) => [...w.slice(1), 0]));
-      const out = await run({ kind: 'window', from: L, stats: want.stats, nll: want.nll, logits: want.logits }, feeds);
-      windows.forEach((_, b) => {
+      const head = await this.session({ kind: 'head', stats: want.stats, nll: want.nll, logits: want.logits });
+      const weights = this.weightFeeds(headWeights(this.checkpoint), '');
+      for (const [b, w] of windows.entries()) {
+        const feeds: Record<string, Tensor> = { ...weights, stream_in: this.f32(view(x, b, T * D), [1, T, D]) };
+        if (want.nll) feeds.targets = this.i64([[...w.slice(1), 0]]);
+        const out = await head.run(feeds);
         const r = results[b];
         if (want.stats) {
-          r.absMean[L] = part(out[`stats.absmean.${L}`], b, D);
+          r.absMean[L] = out[`stats.absmean.${L}`].data as Float32Array;
           checkFinite(sumOf(r.absMean[L]), `the mean magnitude of the stream at layer boundary ${L}`);
         }
-        if (want.nll) r.nll = part(out.nll, b, T).subarray(0, T - 1);
-        if (want.logits) r.logits = part(out.logits, b, T * V);
-      });
-      for (const t of Object.values(out)) t.dispose();
+        if (want.nll) r.nll = (out.nll.data as Float32Array).subarray(0, T - 1);
+        if (want.logits) r.logits = out.logits.data as Float32Array;
+      }
     }
     onStep?.(steps, steps);
     return results;
+  }
+
+  /**
+   * Graph inputs for weights (a 'layer' or 'head' program): each widened into a buffer this
+   * engine keeps per input name and reuses, pass after pass (released with the engine).
+   */
+  private weightBuffers = new Map<string, Float32Array>();
+  private weightFeeds(weights: Map<string, GraphWeight>, prefix: string): Record<string, Tensor> {
+    const feeds: Record<string, Tensor> = {};
+    for (const [key, w] of weights) {
+      const name = prefix + key;
+      let buffer = this.weightBuffers.get(name);
+      if (!buffer) this.weightBuffers.set(name, (buffer = new Float32Array(numel(w.shape))));
+      feeds[name] = this.f32(w.values(buffer), w.shape);
+    }
+    return feeds;
   }
 
   /** Refuse what needs every layer resident (a KV cache) on a streamed engine. */
@@ -465,6 +469,7 @@ export class Engine {
   }
 
   async dispose(): Promise<void> {
+    this.weightBuffers.clear();
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
     for (const s of sessions) {
