@@ -1,36 +1,60 @@
 /**
  * npm run bench:scale — the engine at the sizes people prune: seeded random bf16 checkpoints
- * of the exact published shapes (../shared/configs), each in its own process (so its peak
- * memory is its own), on onnxruntime-node by default.
+ * of the exact published shapes with their real tokenizers, written once as the hub lays them
+ * out (test/helpers/real-shapes.ts) into $TMPDIR/lopper-bench-shapes/, and loaded as the CLI
+ * loads them (an 8B model's weights stay on disk, read layer by layer). Each shape runs in its
+ * own process, so its peak memory is its own.
  *
- * Per shape: the execution the engine chooses (whole graph or layer-streamed), a calibration
- * pass (statistics and streams, as Prune&Comp's first step; K windows of T tokens) run twice —
- * the first builds the sessions, the second's tok/s
- * and GFLOP/s as a share of the runtime's MatMul ceiling measured in the same process (the
- * best of 15 warm runs of one 512×2048·2048×2048 MatMul), a perplexity pass, and the peak
- * resident memory. On the 135M shape also: iterative Prune&Comp (BI, n = 5) streamed vs whole
- * graph, side by side, with the plans compared.
+ * Per shape: load time, the execution chosen (whole graph or layer-streamed), a calibration
+ * pass (statistics and streams, as Prune&Comp's first step) run twice — the second's tok/s and
+ * GFLOP/s as a share of the runtime's MatMul ceiling measured in the same process (the best
+ * of 15 warm runs of one 512×2048·2048×2048 MatMul) — a perplexity pass, and the peak resident
+ * memory (and, on WASM, the size of onnxruntime's WebAssembly memory). With --compare, also
+ * `compare` BI n = 2 (baseline and Prune&Comp on one calibration, perplexity of the three) on
+ * the same windows. On the 135M shape: iterative Prune&Comp (BI, n = 5) streamed vs whole
+ * graph side by side. Llama-3-8B (--with-8b, onnxruntime-node only): `prune` BI n = 1, the
+ * dense and pruned perplexity, and the pruned model exported as a Hugging Face folder.
  *
- *   npm run bench:scale                                  every shape below (8B only with --with-8b)
- *   npm run bench:scale -- --shape meta-llama__Llama-3.2-1B --windows 2 --tokens 256 [--runtime wasm]
+ *   npm run bench:scale                                   every catalog shape, 2 windows × 256
+ *   npm run bench:scale -- --runtime wasm                 the same on onnxruntime-web's WASM build
+ *   npm run bench:scale -- --with-8b                      and the Llama-3-8B row (16 GB written once)
+ *   npm run bench:scale -- --shape meta-llama__Llama-3.2-1B --windows 8 --tokens 512 --compare [--runtime wasm]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { expectedTensors, parameterCount, type Checkpoint } from '../src/engine/model/checkpoint';
-import { fromHfConfig } from '../src/engine/model/config';
-import type { Tensor } from '../src/engine/model/tensor';
-import { ElemType, GraphBuilder } from '../src/engine/graph/builder';
-import { prune } from '../src/engine/prune/plan';
-import { Engine } from '../src/engine/runtime/engine';
-import { nodeRuntime } from '../src/engine/runtime/node';
-import type { Runtime } from '../src/engine/runtime/ort';
-import { webWasmRuntime } from '../src/engine/runtime/web-node';
-import { ByteTokenizer, mulberry32 } from '../test/helpers/random-checkpoint';
-import { SHARED } from '../test/helpers/paths';
 
-const SHAPES = [
+// onnxruntime-web's WebAssembly memory, for the WASM rows: every Memory created. Installed before
+// anything imports onnxruntime-web, hence the dynamic imports below.
+const memories: WebAssembly.Memory[] = [];
+const NativeMemory = WebAssembly.Memory;
+(WebAssembly as { Memory: unknown }).Memory = new Proxy(NativeMemory, {
+  construct(target, args: [WebAssembly.MemoryDescriptor]) {
+    const m = new target(...args);
+    memories.push(m);
+    return m;
+  },
+});
+const wasmMemoryBytes = () => Math.max(0, ...memories.map((m) => m.buffer.byteLength));
+
+const { compareRun } = await import('../src/app/run');
+const { writeModel } = await import('../src/cli/export');
+const { loadModelPath } = await import('../src/engine/formats/load-node');
+const { ElemType, GraphBuilder } = await import('../src/engine/graph/builder');
+const { parameterCount } = await import('../src/engine/model/checkpoint');
+const { isLazy } = await import('../src/engine/model/tensor');
+const { prune } = await import('../src/engine/prune/plan');
+const { Engine } = await import('../src/engine/runtime/engine');
+const { nodeRuntime } = await import('../src/engine/runtime/node');
+const { webWasmRuntime } = await import('../src/engine/runtime/web-node');
+const { cachedShapeFolder, SHAPES } = await import('../test/helpers/real-shapes');
+const { mulberry32 } = await import('../test/helpers/random-checkpoint');
+type Runtime = import('../src/engine/runtime/ort').Runtime;
+type ShapeName = import('../test/helpers/real-shapes').ShapeName;
+
+const CATALOG: ShapeName[] = [
   'HuggingFaceTB__SmolLM2-135M',
   'HuggingFaceTB__SmolLM2-360M',
   'Qwen__Qwen2.5-0.5B',
@@ -39,7 +63,8 @@ const SHAPES = [
   'meta-llama__Llama-3.2-1B',
   'HuggingFaceTB__SmolLM2-1.7B',
 ];
-const BIG = 'meta-llama__Meta-Llama-3-8B';
+const BIG: ShapeName = 'meta-llama__Meta-Llama-3-8B';
+const FOLDERS = join(tmpdir(), 'lopper-bench-shapes');
 
 const { values } = parseArgs({
   options: {
@@ -47,34 +72,11 @@ const { values } = parseArgs({
     runtime: { type: 'string' },
     windows: { type: 'string' },
     tokens: { type: 'string' },
+    compare: { type: 'boolean' },
     'with-8b': { type: 'boolean' },
+    child: { type: 'boolean' },
   },
 });
-
-/**
- * A seeded random checkpoint of a published config in bf16: matrices uniform in ±√(3/fan_in)
- * (unit-variance activations), norm gains 1, biases small; the bf16 bits are the upper half of
- * each float32 (truncation: it is a benchmark, not a numerics test).
- */
-function randomBf16(configName: string, seed = 1): Checkpoint {
-  const config = fromHfConfig(JSON.parse(readFileSync(join(SHARED, 'configs', `${configName}.json`), 'utf8')), `${configName}.json`);
-  const rand = mulberry32(seed);
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  const tensors = new Map<string, Tensor>();
-  for (const [name, shape] of expectedTensors(config)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Uint16Array(n);
-    const norm = name.endsWith('norm.weight');
-    const a = name.endsWith('.bias') ? 0.02 : name === 'model.embed_tokens.weight' ? 1 : Math.sqrt(3 / shape[shape.length - 1]);
-    for (let i = 0; i < n; i++) {
-      f[0] = norm ? 1 : (2 * rand() - 1) * a;
-      data[i] = u[0] >>> 16;
-    }
-    tensors.set(name, { dtype: 'bf16', shape, data });
-  }
-  return { config, tensors, tokenizer: new ByteTokenizer(config.vocabSize), source: `random ${configName}`, format: 'hf' };
-}
 
 /** GFLOP/s of one 512×2048 · 2048×2048 fp32 MatMul on this runtime: the best of 15 warm runs. */
 async function ceiling(runtime: Runtime): Promise<number> {
@@ -97,45 +99,58 @@ async function ceiling(runtime: Runtime): Promise<number> {
   return (2 * M * K * N) / (best / 1000) / 1e9;
 }
 
-const rssGb = () => process.resourceUsage().maxRSS / 1e6; // maxRSS is in kB
+const rssBytes = () => process.resourceUsage().maxRSS * 1024; // maxRSS is in KiB
+const since = (t: number) => (performance.now() - t) / 1000;
 
-async function benchShape(shape: string, runtimeName: string, K: number, T: number) {
+async function benchShape(shape: ShapeName, runtimeName: string, K: number, T: number, withCompare: boolean) {
   const runtime = runtimeName === 'wasm' ? webWasmRuntime() : nodeRuntime();
-  const t0 = performance.now();
-  const ck = randomBf16(shape);
-  const made = (performance.now() - t0) / 1000;
+  const dir = join(FOLDERS, shape);
+  let t = performance.now();
+  const ck = await loadModelPath(dir);
+  const loadSeconds = since(t);
   const c = ck.config;
   const ceil = await ceiling(runtime);
   const rand = mulberry32(7);
-  const windows = Array.from({ length: K }, () => Array.from({ length: T }, () => Math.floor(rand() * Math.min(c.vocabSize, 30000))));
+  const windows = Array.from({ length: K }, () => [c.bosTokenId, ...Array.from({ length: T - 1 }, () => Math.floor(rand() * Math.min(c.vocabSize, 30000)))]);
   const execution = new Engine(ck, runtime).execution;
 
-  // A calibration pass (statistics and streams) twice on one engine: the first builds the
-  // sessions; the second is warm for the whole graph (streamed passes build theirs every time).
+  // A calibration pass (statistics and streams) twice on one engine: the first builds the sessions.
   const calEngine = new Engine(ck, runtime);
-  const t1 = performance.now();
+  t = performance.now();
   await calEngine.pass(windows, { stats: true, streams: true });
-  const coldSeconds = (performance.now() - t1) / 1000;
-  const t1b = performance.now();
+  const coldSeconds = since(t);
+  t = performance.now();
   await calEngine.pass(windows, { stats: true, streams: true });
-  const calibSeconds = (performance.now() - t1b) / 1000;
+  const calibSeconds = since(t);
   await calEngine.dispose();
   const layerParams = parameterCount(ck) - c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2);
   const flopsPerToken = 2 * layerParams + 4 * T * c.hiddenSize * c.numLayers;
   const calibTokS = (K * T) / calibSeconds;
 
   const engine = new Engine(ck, runtime);
-  const t2 = performance.now();
+  t = performance.now();
   const ppl = await engine.perplexity(windows.flat(), T);
-  const pplSeconds = (performance.now() - t2) / 1000;
+  const pplSeconds = since(t);
   await engine.dispose();
+
+  let compare: Record<string, unknown> | undefined;
+  if (withCompare) {
+    t = performance.now();
+    const run = await compareRun(ck, runtime, windows, { metric: 'bi', layers: 2, mode: 'prunecomp', fold: 'paper', evaluation: { ids: windows.flat(), window: T } });
+    compare = {
+      seconds: since(t),
+      removed: run.plans.compared!.removed,
+      scales: run.plans.compared!.scales,
+      ppl: { dense: run.ppl!.dense.ppl, baseline: run.ppl!.baseline.ppl, prunecomp: run.ppl!.compared!.ppl },
+    };
+  }
 
   let streamedVsWhole: Record<string, unknown> | undefined;
   if (shape === 'HuggingFaceTB__SmolLM2-135M') {
     const run = async (execution: 'whole' | 'streamed') => {
       const t = performance.now();
       const r = await prune(ck, { ...runtime, execution }, windows, { metric: 'bi', layers: 5, mode: 'prunecomp', fold: 'paper' });
-      return { seconds: (performance.now() - t) / 1000, removed: r.plan.removed, scales: r.plan.scales };
+      return { seconds: since(t), removed: r.plan.removed, scales: r.plan.scales };
     };
     const whole = await run('whole');
     const streamed = await run('streamed');
@@ -147,39 +162,86 @@ async function benchShape(shape: string, runtimeName: string, K: number, T: numb
       maxScaleRelDiff: Math.max(...whole.scales.map((s, i) => Math.abs(streamed.scales[i] / s - 1))),
     };
   }
+
+  let big: Record<string, unknown> | undefined;
+  if (shape === BIG) {
+    // The paper's size on this machine: prune BI n = 1, the dense and pruned perplexity, the HF export.
+    t = performance.now();
+    const pruned = await prune(ck, runtime, windows, { metric: 'bi', layers: 1, mode: 'prunecomp', fold: 'paper' });
+    const pruneSeconds = since(t);
+    const pp = async (model: typeof ck) => {
+      const e = new Engine(model, runtime);
+      const r = await e.perplexity(windows.flat(), T);
+      await e.dispose();
+      return r.ppl;
+    };
+    const out = mkdtempSync(join(tmpdir(), 'lopper-8b-pruned-'));
+    try {
+      t = performance.now();
+      const dense = await pp(ck);
+      const after = await pp(pruned.checkpoint);
+      const pplSeconds = since(t);
+      t = performance.now();
+      await writeModel(pruned.checkpoint, join(out, 'model'), { format: 'hf', plan: pruned.plan });
+      const exportSeconds = since(t);
+      const back = await loadModelPath(join(out, 'model'));
+      big = { pruneSeconds, removed: pruned.plan.removed, scales: pruned.plan.scales, ppl: { dense, pruned: after }, pplSeconds, exportSeconds, exportedLayers: back.config.numLayers };
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }
+
   return {
     shape,
     runtime: runtime.name,
     parameters: parameterCount(ck),
     execution,
-    madeSeconds: made,
+    weights: [...ck.tensors.values()].some(isLazy) ? 'on disk' : 'in memory',
+    loadSeconds,
     ceilingGflops: ceil,
     calib: { windows: K, tokens: T, coldSeconds, seconds: calibSeconds, tokS: calibTokS, gflops: (calibTokS * flopsPerToken) / 1e9, ofCeiling: (calibTokS * flopsPerToken) / 1e9 / ceil },
     ppl: { seconds: pplSeconds, tokS: (K * (T - 1)) / pplSeconds, value: ppl.ppl },
-    peakRssGb: rssGb(),
+    compare,
     streamedVsWhole,
+    big,
+    peakRssBytes: rssBytes(),
+    wasmMemoryBytes: runtimeName === 'wasm' ? wasmMemoryBytes() : undefined,
   };
 }
 
-if (values.shape) {
-  const r = await benchShape(values.shape, values.runtime ?? 'node', Number(values.windows ?? 2), Number(values.tokens ?? 256));
+type Row = Awaited<ReturnType<typeof benchShape>>;
+
+if (values.child) {
+  const r = await benchShape(values.shape as ShapeName, values.runtime ?? 'node', Number(values.windows ?? 2), Number(values.tokens ?? 256), !!values.compare);
   process.stdout.write(JSON.stringify(r) + '\n');
 } else {
-  const shapes = [...SHAPES, ...(values['with-8b'] ? [BIG] : [])];
-  const rows: Awaited<ReturnType<typeof benchShape>>[] = [];
+  const runtime = values.runtime ?? 'node';
+  const shapes: ShapeName[] = values.shape ? [values.shape as ShapeName] : [...CATALOG, ...(values['with-8b'] ? [BIG] : [])];
+  for (const s of shapes) if (!(s in SHAPES)) throw new Error(`unknown shape ${s} (one of ${Object.keys(SHAPES).join(', ')})`);
+  if (runtime === 'wasm' && shapes.includes(BIG)) throw new Error('the 8B shape runs on onnxruntime-node only');
+  const rows: Row[] = [];
   for (const shape of shapes) {
-    console.error(`bench:scale ${shape}…`);
-    const args = ['--import', 'tsx', 'bench/scale.ts', '--shape', shape, '--runtime', values.runtime ?? 'node', '--windows', values.windows ?? '2', '--tokens', values.tokens ?? '256'];
+    const t = performance.now();
+    cachedShapeFolder(shape, join(FOLDERS, shape));
+    console.error(`bench:scale ${shape} (folder ready in ${since(t).toFixed(0)} s: ${join(FOLDERS, shape)})…`);
+    const args = ['--import', 'tsx', 'bench/scale.ts', '--child', '--shape', shape, '--runtime', runtime, '--windows', values.windows ?? '2', '--tokens', values.tokens ?? '256', ...(values.compare ? ['--compare'] : [])];
     const out = execFileSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] });
     rows.push(JSON.parse(out.trim().split('\n').pop()!));
   }
   const f = (x: number, d = 1) => x.toFixed(d);
-  console.log('| shape | params | execution | ceiling GFLOP/s | first calib pass s | calib tok/s (second pass) | calib GFLOP/s | of ceiling | ppl tok/s | peak RSS GB |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  const gb = (x: number) => (x / 1e9).toFixed(2);
+  console.log(`\n${rows[0].runtime}, ${rows[0].calib.windows} windows × ${rows[0].calib.tokens} tokens`);
+  console.log('| shape | params | execution | weights | load s | ceiling GFLOP/s | calib tok/s | calib GFLOP/s | of ceiling | ppl tok/s | peak RSS GB | WASM memory GB |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    console.log(`| ${r.shape} | ${(r.parameters / 1e6).toFixed(0)}M | ${r.execution} | ${f(r.ceilingGflops)} | ${f(r.calib.coldSeconds)} | ${f(r.calib.tokS)} | ${f(r.calib.gflops)} | ${f(100 * r.calib.ofCeiling, 0)}% | ${f(r.ppl.tokS)} | ${f(r.peakRssGb, 2)} |`);
+    console.log(
+      `| ${r.shape} | ${f(r.parameters / 1e6, 0)}M | ${r.execution} | ${r.weights} | ${f(r.loadSeconds)} | ${f(r.ceilingGflops)} | ${f(r.calib.tokS)} | ${f(r.calib.gflops)} | ${f(100 * r.calib.ofCeiling, 0)}% | ${f(r.ppl.tokS)} | ${gb(r.peakRssBytes)} | ${r.wasmMemoryBytes ? gb(r.wasmMemoryBytes) : '-'} |`,
+    );
   }
+  for (const r of rows) if (r.compare) console.log(`${r.shape}: compare BI n=2 ${JSON.stringify(r.compare)}`);
   for (const r of rows) if (r.streamedVsWhole) console.log(`${r.shape}: Prune&Comp BI n=5 streamed vs whole graph ${JSON.stringify(r.streamedVsWhole)}`);
+  for (const r of rows) if (r.big) console.log(`${r.shape}: prune BI n=1, perplexity, HF export ${JSON.stringify(r.big)}`);
+  console.log(`(the model folders stay in ${FOLDERS} for the next run; delete it to free the disk)`);
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/scale.json', JSON.stringify({ date: new Date().toISOString(), rows }, null, 2));
+  writeFileSync(`bench/results/scale${values.shape ? `-${values.shape}` : ''}-${runtime}.json`, JSON.stringify({ date: new Date().toISOString(), rows }, null, 2));
 }

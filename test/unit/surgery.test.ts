@@ -122,15 +122,14 @@ describe('removeLayers', () => {
 // untieEmbeddings
 
 describe('untieEmbeddings', () => {
-  test('copies the embedding into lm_head and keeps the logits', () => {
+  test('gives lm_head the embedding (the same tensor: nothing is copied) and keeps the logits', () => {
     const ck = randomCheckpoint({ numLayers: 2, tie: true, seed: 4 });
     const untied = untieEmbeddings(ck);
     expect(untied.config.tieWordEmbeddings).toBe(false);
     expect(ck.config.tieWordEmbeddings).toBe(true);
     const head = untied.tensors.get('lm_head.weight')!;
     const embed = ck.tensors.get('model.embed_tokens.weight')!;
-    expect(head.data).toEqual(embed.data);
-    expect(head.data.buffer).not.toBe(embed.data.buffer);
+    expect(head).toBe(embed);
     expect(ck.tensors.has('lm_head.weight')).toBe(false);
     expect(logits(untied, TOKENS)).toEqual(logits(ck, TOKENS));
     // an untied model is left as it is
@@ -354,7 +353,10 @@ describe('fold details', () => {
     const big = fromFloat32(new Float32Array(ck.config.hiddenSize * ck.config.hiddenSize).fill(60000), [ck.config.hiddenSize, ck.config.hiddenSize], 'f16');
     expect(f16ToF32((big.data as Uint16Array)[0])).toBe(60000); // representable; ×2 is not (max 65504)
     const tensors = new Map(ck.tensors).set(layerPrefix(0) + O + 'weight', big);
-    expect(() => foldScalePaper({ ...ck, tensors }, 1, 2)).toThrow(/overflow/);
+    // The fold is derived (nothing is computed until read); the first read refuses, naming the tensor.
+    const folded = foldScalePaper({ ...ck, tensors }, 1, 2);
+    expect(() => folded.tensors.get(layerPrefix(0) + O + 'weight')!.data).toThrow(/scaling "model\.layers\.0\.self_attn\.o_proj\.weight" by 2 overflows its f16 storage/);
+    expect(() => logits(folded, TOKENS)).toThrow(/overflow/);
   });
 
   test('the input checkpoint is never modified', () => {

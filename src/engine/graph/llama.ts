@@ -337,9 +337,9 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
  * from ≤ k < to, and stats.absmean.{k} [B,D] = mean over tokens of |X_k| for from ≤ k ≤ lastAbs.
  */
 function statsOutputs(g: GraphBuilder, D: number, from: number, to: number, streams: string[], ms: string[], lastAbs: number): void {
-  const dim = g.scalar(D);
   for (let k = from; k < to; k++) {
     const [a, b] = [k - from, k + 1 - from];
+    const dim = g.scalar(D); // one constant, made where it is used (the head alone has no cosines)
     const dot = g.reduceSum(g.mul(streams[a], streams[b]), [-1], 0); // [B,T]
     const norms = g.mul(g.op('Sqrt', [g.mul(ms[a], ms[b])]), dim); // [B,T,1]
     g.output(g.div(dot, g.op('Squeeze', [norms, g.ints([-1])])), `stats.cos.${k}`, ElemType.FLOAT, ['B', 'T']);

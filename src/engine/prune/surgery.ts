@@ -2,11 +2,13 @@
  * Model surgery for Prune&Comp (docs/PRUNE_AND_COMP.md §2): delete decoder layers and fold
  * the compensation scale `s` into existing weights. Every function is pure: it returns a
  * new Checkpoint (new config, new tensor Map) that shares every tensor it did not change
- * with its input, and never writes into the input's tensors.
+ * with its input, and never writes into the input's tensors. Nothing is copied: a folded
+ * tensor is derived (lazy), its product computed from the original's values when a pass, an
+ * export or a test reads it.
  *
  * Tensors touched (D hidden, F intermediate, H heads, hd head dim, V vocab):
  *   model.embed_tokens.weight            [V, D]     ×s   (foldScalePaper)
- *   lm_head.weight                       [V, D]     copy of the embedding (untieEmbeddings)
+ *   lm_head.weight                       [V, D]     the embedding's values (untieEmbeddings)
  *   model.layers.{l}.self_attn.o_proj.weight [D, H*hd]  ×s (l < cut, paper) or ×1/s (l ≥ cut, tied)
  *   model.layers.{l}.self_attn.o_proj.bias   [D]        the same factor (oBias)
  *   model.layers.{l}.mlp.down_proj.weight    [D, F]     the same factor
@@ -18,7 +20,7 @@
  */
 import { LopperError } from '../errors';
 import { layerPrefix, type Checkpoint } from '../model/checkpoint';
-import { fromFloat32, isLazy, lazyTensor, toFloat32, type Tensor } from '../model/tensor';
+import { elements, fromFloat32, lazyTensor, toFloat32, type Tensor } from '../model/tensor';
 import type { Fold } from './options';
 
 const EMBED = 'model.embed_tokens.weight';
@@ -74,16 +76,15 @@ export function removeLayers(ck: Checkpoint, layers: readonly number[]): Checkpo
 // Untying
 
 /**
- * Give the model its own LM head: lm_head.weight [V, D] = a copy of the embedding, and
+ * Give the model its own LM head: lm_head.weight [V, D] = the embedding (the same tensor: a fold derives new ones), and
  * tieWordEmbeddings false. Logits are unchanged. An untied model is returned as a
  * shallow copy (nothing to do).
  */
 export function untieEmbeddings(ck: Checkpoint): Checkpoint {
   const tensors = new Map(ck.tensors);
   if (!ck.config.tieWordEmbeddings) return { ...ck, config: { ...ck.config }, tensors };
-  const e = getTensor(ck, EMBED);
-  // A lazy embedding is read afresh at every use and never changed: the head can share its reader.
-  tensors.set(LM_HEAD, isLazy(e) ? e : { dtype: e.dtype, shape: [...e.shape], data: e.data.slice() });
+  // Tensors are never written into (a fold derives a new one), so the head shares the embedding's.
+  tensors.set(LM_HEAD, getTensor(ck, EMBED));
   return { ...ck, config: { ...ck.config, tieWordEmbeddings: false }, tensors };
 }
 
@@ -218,14 +219,20 @@ function scaleResidualWriters(ck: Checkpoint, tensors: Map<string, Tensor>, l: n
 }
 
 /**
- * A new tensor = t × f in t's own dtype (float64 product, rounded once to f32, and for
- * f16/bf16 on to 16 bits). Throws if a finite value overflows the dtype (f16 tops out at
- * 65504) rather than silently writing Inf. Of a lazy tensor, a lazy tensor that applies the
- * same product to what it reads, when it reads it (the fold costs no memory; the values are
- * the same bits as the eager fold's, and an overflow is reported when they are read).
+ * t × f in t's own dtype, as a lazy tensor (model/tensor.ts) that computes the product from t's
+ * values when it is read: a fold copies nothing, and a model larger than memory (t itself
+ * lazy, on disk) folds for free. The values are those of scaledValues.
  */
 function scaleTensor(t: Tensor, f: number, name: string, source: string): Tensor {
-  if (isLazy(t)) return lazyTensor(t.dtype, t.shape, (start, n) => scaleTensor({ dtype: t.dtype, shape: [n], data: t.range!(start, n) }, f, name, source).data);
+  return lazyTensor(t.dtype, t.shape, (start, n) => scaledValues({ dtype: t.dtype, shape: [n], data: elements(t, start, n) }, f, name, source).data);
+}
+
+/**
+ * A new tensor = t × f in t's own dtype (float64 product, rounded once to f32, and for
+ * f16/bf16 on to 16 bits). Throws if a finite value overflows the dtype (f16 tops out at
+ * 65504) rather than silently writing Inf.
+ */
+function scaledValues(t: Tensor, f: number, name: string, source: string): Tensor {
   const src = toFloat32(t);
   const out = new Float32Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = src[i] * f;

@@ -161,6 +161,67 @@ export interface ForwardResult {
   streams: Float64Array[];
 }
 
+/** Decoder layer l's weights in Float64. */
+function layerWeightsOf(ck: Checkpoint, l: number): LayerWeights {
+  const c = ck.config;
+  const w = (name: string) => f64(tensor(ck, name));
+  const opt = (name: string, present: boolean) => (present ? w(name) : null);
+  const p = layerPrefix(l);
+  return {
+    attnNorm: w(p + 'input_layernorm.weight'),
+    wq: w(p + 'self_attn.q_proj.weight'),
+    wk: w(p + 'self_attn.k_proj.weight'),
+    wv: w(p + 'self_attn.v_proj.weight'),
+    wo: w(p + 'self_attn.o_proj.weight'),
+    bq: opt(p + 'self_attn.q_proj.bias', c.qkvBias),
+    bk: opt(p + 'self_attn.k_proj.bias', c.qkvBias),
+    bv: opt(p + 'self_attn.v_proj.bias', c.qkvBias),
+    bo: opt(p + 'self_attn.o_proj.bias', c.oBias),
+    qNorm: opt(p + 'self_attn.q_norm.weight', c.qkNorm),
+    kNorm: opt(p + 'self_attn.k_norm.weight', c.qkNorm),
+    ffnNorm: w(p + 'post_attention_layernorm.weight'),
+    wGate: w(p + 'mlp.gate_proj.weight'),
+    wUp: w(p + 'mlp.up_proj.weight'),
+    wDown: w(p + 'mlp.down_proj.weight'),
+    bGate: opt(p + 'mlp.gate_proj.bias', c.mlpBias),
+    bUp: opt(p + 'mlp.up_proj.bias', c.mlpBias),
+    bDown: opt(p + 'mlp.down_proj.bias', c.mlpBias),
+  };
+}
+
+/** One decoder layer with weights w: X_k [T, D] → X_{k+1} [T, D]. */
+function decoderLayer(c: LlamaConfig, w: LayerWeights, x: Float64Array, T: number, cos: Float64Array, sin: Float64Array): Float64Array {
+  const { hiddenSize: D, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: hd, rmsNormEps: eps } = c;
+  // attention: h' = x + o_proj(Attn(RMSNorm_att(x)))
+  const xn = rmsnorm(x, T, D, w.attnNorm, eps);
+  let q = matmul(xn, T, D, w.wq, H * hd, w.bq); //   [T, H*hd]
+  let k = matmul(xn, T, D, w.wk, Hkv * hd, w.bk); // [T, Hkv*hd]
+  const v = matmul(xn, T, D, w.wv, Hkv * hd, w.bv); // [T, Hkv*hd]
+  // qkNorm: [T, n*hd] is [T*n, hd] row-major, so each row there is one head's vector
+  if (w.qNorm) q = rmsnorm(q, T * H, hd, w.qNorm, eps);
+  if (w.kNorm) k = rmsnorm(k, T * Hkv, hd, w.kNorm, eps);
+  rope(q, T, H, hd, cos, sin);
+  rope(k, T, Hkv, hd, cos, sin);
+  const att = attention(q, k, v, T, H, Hkv, hd); //    [T, H*hd]
+  const h = add(x, matmul(att, T, H * hd, w.wo, D, w.bo));
+
+  // feed-forward: X_{k+1} = h' + down(SiLU(gate(n)) ⊙ up(n)), n = RMSNorm_ffn(h')
+  const n = rmsnorm(h, T, D, w.ffnNorm, eps);
+  const gate = matmul(n, T, D, w.wGate, F, w.bGate); // [T, F]
+  const up = matmul(n, T, D, w.wUp, F, w.bUp); //       [T, F]
+  for (let i = 0; i < gate.length; i++) gate[i] = silu(gate[i]) * up[i];
+  return add(h, matmul(gate, T, F, w.wDown, D, w.bDown));
+}
+
+/**
+ * Decoder layer l of `ck` alone, in Float64, on the stream X_l [T, D] of positions 0..T−1: X_{l+1}.
+ * Reads only that layer's weights, so a layer of a model of any size can be checked.
+ */
+export function referenceLayer(ck: Checkpoint, l: number, x: Float64Array, T: number): Float64Array {
+  const { cos, sin } = ropeTables(ck.config, { start: 0, length: T });
+  return decoderLayer(ck.config, layerWeightsOf(ck, l), x, T, cos, sin);
+}
+
 export class ReferenceModel {
   readonly config: LlamaConfig;
   private readonly embed: Float64Array; // [V, D]
@@ -172,60 +233,16 @@ export class ReferenceModel {
     const c = ck.config;
     this.config = c;
     const w = (name: string) => f64(tensor(ck, name));
-    const opt = (name: string, present: boolean) => (present ? w(name) : null);
     this.embed = w('model.embed_tokens.weight');
     this.layers = [];
-    for (let l = 0; l < c.numLayers; l++) {
-      const p = layerPrefix(l);
-      this.layers.push({
-        attnNorm: w(p + 'input_layernorm.weight'),
-        wq: w(p + 'self_attn.q_proj.weight'),
-        wk: w(p + 'self_attn.k_proj.weight'),
-        wv: w(p + 'self_attn.v_proj.weight'),
-        wo: w(p + 'self_attn.o_proj.weight'),
-        bq: opt(p + 'self_attn.q_proj.bias', c.qkvBias),
-        bk: opt(p + 'self_attn.k_proj.bias', c.qkvBias),
-        bv: opt(p + 'self_attn.v_proj.bias', c.qkvBias),
-        bo: opt(p + 'self_attn.o_proj.bias', c.oBias),
-        qNorm: opt(p + 'self_attn.q_norm.weight', c.qkNorm),
-        kNorm: opt(p + 'self_attn.k_norm.weight', c.qkNorm),
-        ffnNorm: w(p + 'post_attention_layernorm.weight'),
-        wGate: w(p + 'mlp.gate_proj.weight'),
-        wUp: w(p + 'mlp.up_proj.weight'),
-        wDown: w(p + 'mlp.down_proj.weight'),
-        bGate: opt(p + 'mlp.gate_proj.bias', c.mlpBias),
-        bUp: opt(p + 'mlp.up_proj.bias', c.mlpBias),
-        bDown: opt(p + 'mlp.down_proj.bias', c.mlpBias),
-      });
-    }
+    for (let l = 0; l < c.numLayers; l++) this.layers.push(layerWeightsOf(ck, l));
     this.finalNorm = w('model.norm.weight');
     this.lmHead = c.tieWordEmbeddings ? this.embed : w(lmHeadName(c));
   }
 
   /** One decoder layer: X_k [T, D] → X_{k+1} [T, D]. */
   private layer(l: number, x: Float64Array, T: number, cos: Float64Array, sin: Float64Array): Float64Array {
-    const { hiddenSize: D, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: hd, rmsNormEps: eps } = this.config;
-    const w = this.layers[l];
-
-    // attention: h' = x + o_proj(Attn(RMSNorm_att(x)))
-    const xn = rmsnorm(x, T, D, w.attnNorm, eps);
-    let q = matmul(xn, T, D, w.wq, H * hd, w.bq); //   [T, H*hd]
-    let k = matmul(xn, T, D, w.wk, Hkv * hd, w.bk); // [T, Hkv*hd]
-    const v = matmul(xn, T, D, w.wv, Hkv * hd, w.bv); // [T, Hkv*hd]
-    // qkNorm: [T, n*hd] is [T*n, hd] row-major, so each row there is one head's vector
-    if (w.qNorm) q = rmsnorm(q, T * H, hd, w.qNorm, eps);
-    if (w.kNorm) k = rmsnorm(k, T * Hkv, hd, w.kNorm, eps);
-    rope(q, T, H, hd, cos, sin);
-    rope(k, T, Hkv, hd, cos, sin);
-    const att = attention(q, k, v, T, H, Hkv, hd); //    [T, H*hd]
-    const h = add(x, matmul(att, T, H * hd, w.wo, D, w.bo));
-
-    // feed-forward: X_{k+1} = h' + down(SiLU(gate(n)) ⊙ up(n)), n = RMSNorm_ffn(h')
-    const n = rmsnorm(h, T, D, w.ffnNorm, eps);
-    const gate = matmul(n, T, D, w.wGate, F, w.bGate); // [T, F]
-    const up = matmul(n, T, D, w.wUp, F, w.bUp); //       [T, F]
-    for (let i = 0; i < gate.length; i++) gate[i] = silu(gate[i]) * up[i];
-    return add(h, matmul(gate, T, F, w.wDown, D, w.bDown));
+    return decoderLayer(this.config, this.layers[l], x, T, cos, sin);
   }
 
   forward(tokens: readonly number[], opts: ForwardOptions = {}): ForwardResult {

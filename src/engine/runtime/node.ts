@@ -34,7 +34,7 @@ export async function cudaRuntime(deviceId = 0): Promise<Runtime> {
   const g = new GraphBuilder('cuda_probe');
   g.output(g.op('Relu', [g.input('x', ElemType.FLOAT, [1])]), 'y', ElemType.FLOAT, [1]);
   try {
-    await (await runtime.ort.InferenceSession.create(g.encode(), runtime.sessionOptions)).release();
+    await (await runtime.ort.InferenceSession.create(g.encode(), { ...runtime.sessionOptions, logSeverityLevel: 4 })).release();
   } catch (e) {
     const reason = String((e as Error).message ?? e)
       .split('\n')[0]
