@@ -7,7 +7,7 @@
  *
  * The values: each bf16 element has a random sign, a mantissa uniform in [1, 2) and an
  * exponent of e or e + 1, e chosen so a matrix's elements have variance ≈ 1/fan_in (unit
- * scale activations); the embedding has variance ≈ 1, norm gains are 1, biases small.
+ * scale activations and logits); norm gains are 1, biases small.
  * A xorshift stream per tensor (seeded by the model's seed and the tensor's name) makes
  * ~1 ns per element, so the 8B file is written in about the time the disk takes.
  */
@@ -109,7 +109,9 @@ function randomBf16(name: string, shape: readonly number[], seed: number): Uint1
   const out = new Uint16Array(n);
   if (name.endsWith('norm.weight')) return out.fill(0x3f80); // 1.0
   // E[m²] of m = (1 + u)·2^b, u ~ U[0, 1), b ∈ {0, 1}: (1 + 1 + 1/3)·(1 + 4)/2 ≈ 5.83
-  const std = name.endsWith('.bias') ? 0.02 : name === 'model.embed_tokens.weight' ? 1 : 1 / Math.sqrt(shape[shape.length - 1]);
+  // Every matrix, the embedding too (it is the head of a tied model): variance 1/D or 1/fan_in,
+  // so the logits have unit scale and a random model's perplexity is finite (near the vocabulary size).
+  const std = name.endsWith('.bias') ? 0.02 : 1 / Math.sqrt(shape[shape.length - 1]);
   const e = 127 + Math.round(Math.log2(std / Math.sqrt(5.83)));
   let x = (fnv1a(name) ^ Math.imul(seed, 0x9e3779b1)) >>> 0 || 1;
   for (let i = 0; i < n; i++) {

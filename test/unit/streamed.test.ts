@@ -77,7 +77,7 @@ const randomCases: [string, RandomCheckpointOptions][] = [
 ];
 
 describe('streamed passes', () => {
-  test.each(randomCases)('random checkpoint, %s: the reference’s numbers; one session for every layer and one for the head, weights fed per layer', async (_, opts) => {
+  test.each(randomCases)('random checkpoint, %s: the reference’s numbers; one session for every layer, one for the final norm and one for every slice of the head, weights fed per layer and slice', async (_, opts) => {
     const ck = randomCheckpoint({ ...opts, seed: 13 });
     const { runtime, created } = recording(node);
     const e = new Engine(ck, runtime);
@@ -87,11 +87,22 @@ describe('streamed passes', () => {
     const worst = await checkAgainstReference(e, ck, ids);
     await checkAgainstReference(e, ck, ids.slice(0, 16)); // a second pass, another length: the same two sessions
     console.log(`streamed, ${_}: max relative error vs the reference ${worst.toExponential(1)}; models of ${created.join(', ')} bytes`);
-    expect(created.length).toBe(2); // the layer program and the head, whatever L and however many passes
+    expect(created.length).toBe(3); // the layer program, the final norm and a slice of the head, whatever L and however many passes
     // Neither graph holds a weight: each is smaller than one layer's fp32 weights.
     const layerBytes = [...layerWeights(ck, 0).values()].reduce((s, w) => s + w.shape.reduce((a, b) => a * b, 4), 0);
     for (const bytes of created) expect(bytes).toBeLessThan(layerBytes);
-    expect(liveSessions()).toBe(before + 2);
+    expect(liveSessions()).toBe(before + 3);
+
+    // The head in slices of 40 rows (7 for this vocabulary): the same NLL and logits.
+    const sliced = new Engine(ck, runtime, { headSliceFloats: 40 * ck.config.hiddenSize });
+    const want = { nll: true, logits: true };
+    const pair = [ids.slice(0, 16), ids.slice(8, 24)];
+    const [a, b] = [await e.pass(pair, want), await sliced.pass(pair, want)];
+    for (const w of [0, 1]) {
+      expect(maxRelError(b[w].nll!, a[w].nll!)).toBeLessThan(1e-6);
+      expect(maxRelError(b[w].logits!, a[w].logits!)).toBeLessThan(1e-6);
+    }
+    await sliced.dispose();
     await e.dispose();
     expect(liveSessions()).toBe(before); // released with the engine
   });

@@ -30,9 +30,15 @@ import { ElemType, GraphBuilder } from './builder';
  *   pass (layer-streamed execution, runtime/engine.ts): stream_in [B,T,D] = X_i and the
  *   attention inputs → stream.1 [B,T,D] = X_{i+1}, and with stats stats.cos.0 [B,T] and
  *   stats.absmean.0 [B,D] (of X_i).
- * head: the final norm and the LM head, weights as inputs (`final_norm` [D], `lm_head` [V,D] as
- *   headWeights(ck) gives them): stream_in [B,T,D] = X_L → logits, nll (targets), and with
- *   stats stats.absmean.{L}, as a window program from L would.
+ * head: the final norm, its gain an input (`final_norm` [D]): stream_in [B,T,D] = X_L →
+ *   normed [B,T,D] = RMSNorm(X_L)·g, and with stats stats.absmean.{L}, as a window program
+ *   from L would.
+ * vocab: one slice of the LM head, rows c0..c0+n−1 of lm_head [V,D] as the input `lm_head`
+ *   [n,D] (n varies): normed [N,D] → lse [N] = log Σ_v exp(logits[·,v]) over the slice's n
+ *   logits (max-shifted), picked [N] = logits[i, targets[i]] (targets [N], int64, indices
+ *   into the slice), and logits [N,n] when asked. The engine runs the slices one after the
+ *   other and combines lse and picked into the NLL, so no more than one slice of the head is
+ *   ever in fp32 (a Llama-3-8B head is 2.1 GB in fp32).
  *
  * decode: generation with a KV cache. Inputs input_ids [B,T] at positions P..P+T−1,
  *   past.{i}.key/value [B,Hkv,P,hd] (P may be 0), the attention inputs. Outputs logits
@@ -59,14 +65,15 @@ import { ElemType, GraphBuilder } from './builder';
 export type Program =
   | { kind: 'window'; from?: number; to?: number; streamIn?: boolean; logits?: boolean; nll?: boolean; stats?: boolean; streams?: boolean }
   | { kind: 'layer'; stats?: boolean }
-  | { kind: 'head'; logits?: boolean; nll?: boolean; stats?: boolean }
+  | { kind: 'head'; stats?: boolean }
+  | { kind: 'vocab'; logits?: boolean }
   | { kind: 'decode'; io?: 'engine' | 'transformers' };
 export type AttentionImpl = 'ops' | 'fused';
 
 export function programKey(p: Program, attention: AttentionImpl): string {
   const outs = (q: { logits?: boolean; nll?: boolean; stats?: boolean }) => `${q.logits ? 'L' : ''}${q.nll ? 'N' : ''}${q.stats ? 'S' : ''}`;
   const what =
-    p.kind === 'layer' || p.kind === 'head'
+    p.kind === 'layer' || p.kind === 'head' || p.kind === 'vocab'
       ? `${p.kind}_${outs(p)}`
       : p.kind === 'decode'
       ? p.io === 'transformers'
@@ -174,6 +181,7 @@ const HF_DIMS = { B: 'batch_size', T: 'sequence_length', P: 'past_sequence_lengt
 
 /** The graph of `program` for `ck`, not yet encoded (export/onnx.ts may put its weights in external data). */
 export function llamaGraph(ck: Checkpoint, program: Program, attention: AttentionImpl): GraphBuilder {
+  if (program.kind === 'vocab') return vocabGraph(ck.config.hiddenSize, !!program.logits);
   const c = ck.config;
   const D = c.hiddenSize;
   const F = c.intermediateSize;
@@ -192,7 +200,7 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   const to = program.kind === 'window' ? (program.to ?? L) : program.kind === 'layer' ? 1 : L;
   const withHead = program.kind !== 'layer' && to === L;
   const streamIn = (program.kind === 'window' && (from > 0 || !!program.streamIn)) || program.kind === 'layer' || program.kind === 'head';
-  const want: { logits?: boolean; nll?: boolean; stats?: boolean } = program.kind === 'decode' ? {} : program;
+  const want: { logits?: boolean; nll?: boolean; stats?: boolean } = program.kind === 'window' || program.kind === 'layer' || program.kind === 'head' ? program : {};
 
   // Weights: initializers (transposed to [in, out] for MatMul, which onnxruntime prepacks), or
   // for 'layer' and 'head' graph inputs in Hugging Face layout [out, in], fed per run.
@@ -303,6 +311,10 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   if (program.kind === 'window' && program.streams) {
     for (let k = streamIn ? from + 1 : 0; k <= L; k++) g.output(streams[k - from], `stream.${k}`, ElemType.FLOAT, ['B', 'T', D]);
   }
+  if (program.kind === 'head') {
+    g.output(finalNorm.y, 'normed', ElemType.FLOAT, ['B', 'T', D]);
+    return g;
+  }
 
   if (hfIO) {
     // lm_head [V, D] as stored — the embedding itself when tied, so the file holds it once —
@@ -328,6 +340,22 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
       }
     }
   }
+  return g;
+}
+
+/** The 'vocab' program (see Program): one slice of the LM head over normed streams, as lse and picked logits. */
+function vocabGraph(D: number, logitsOut: boolean): GraphBuilder {
+  const g = new GraphBuilder(`lopper_vocab${logitsOut ? '_L' : ''}`);
+  const normed = g.input('normed', ElemType.FLOAT, ['N', D]);
+  const lmHead = g.input('lm_head', ElemType.FLOAT, ['n', D]); // rows c0..c0+n−1 of lm_head [V, D]
+  const targets = g.input('targets', ElemType.INT64, ['N']);
+  const logits = g.op('Gemm', [normed, lmHead], { transB: 1 }); // [N, n]
+  const max = g.op('ReduceMax', [logits, g.ints([-1])], { keepdims: 1 }); // [N, 1]
+  const sumExp = g.reduceSum(g.op('Exp', [g.sub(logits, max)]), [-1]); // [N, 1]
+  g.output(g.op('Squeeze', [g.add(g.op('Log', [sumExp]), max), g.ints([1])]), 'lse', ElemType.FLOAT, ['N']);
+  const picked = g.op('GatherElements', [logits, g.op('Unsqueeze', [targets, g.ints([1])])], { axis: 1 }); // [N, 1]
+  g.output(g.op('Squeeze', [picked, g.ints([1])]), 'picked', ElemType.FLOAT, ['N']);
+  if (logitsOut) g.output(logits, 'logits', ElemType.FLOAT, ['N', 'n']);
   return g;
 }
 

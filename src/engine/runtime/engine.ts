@@ -1,8 +1,8 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import { LopperError } from '../errors';
 import { attentionFor, buildLlamaGraph, headWeights, layerWeights, programKey, type AttentionImpl, type GraphWeight, type Program } from '../graph/llama';
-import { parameterCount, tensor, type Checkpoint } from '../model/checkpoint';
-import { elements, numel, toFloat32 } from '../model/tensor';
+import { lmHeadName, parameterCount, tensor, type Checkpoint } from '../model/checkpoint';
+import { elements, numel, toFloat32, widenInto } from '../model/tensor';
 import { ropeTables } from '../model/rope';
 import { cutWindows } from '../text/windows';
 import type { Runtime } from './ort';
@@ -99,13 +99,17 @@ export class Engine {
   /** Whole graph or layer by layer (see Execution; default chooseExecution). */
   readonly execution: Execution;
 
+  /** Streamed: the most floats of LM-head weights, or of logits, one slice of the head holds (vocabPass). */
+  readonly headSliceFloats: number;
+
   constructor(
     readonly checkpoint: Checkpoint,
     readonly runtime: Runtime,
-    opts: { attention?: AttentionImpl; execution?: Execution } = {},
+    opts: { attention?: AttentionImpl; execution?: Execution; headSliceFloats?: number } = {},
   ) {
     this.attention = opts.attention ?? attentionFor(checkpoint.config, runtime.fusedAttention);
     this.execution = opts.execution ?? runtime.execution ?? chooseExecution(checkpoint);
+    this.headSliceFloats = opts.headSliceFloats ?? 2 ** 26;
   }
 
   /** X_0 of a window: its embedding rows [T·D], widened to fp32 from the storage dtype. */
@@ -122,7 +126,10 @@ export class Engine {
     let s = this.sessions.get(key);
     if (!s) {
       const bytes = buildLlamaGraph(this.checkpoint, program, attention);
-      s = this.runtime.ort.InferenceSession.create(bytes, this.runtime.sessionOptions);
+      // A layer-streamed model's sessions give their activations back after each run instead of
+      // keeping them in onnxruntime's arena: the layer's and the head's peaks never add up.
+      const streamed = program.kind === 'layer' || program.kind === 'head';
+      s = this.runtime.ort.InferenceSession.create(bytes, streamed ? { ...this.runtime.sessionOptions, enableCpuMemArena: false } : this.runtime.sessionOptions);
       s.then(() => openSessions++, () => undefined);
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
@@ -277,7 +284,7 @@ export class Engine {
       const layer = await this.session({ kind: 'layer', stats: want.stats });
       const attention = this.attentionFeeds(B, 0, T);
       for (let k = from; k < L; k++) {
-        const out = await layer.run({ ...attention, stream_in: this.f32(x, [B, T, D]), ...this.weightFeeds(layerWeights(this.checkpoint, k), 'l0.') });
+        const out = await layer.run({ ...attention, stream_in: this.f32(x, [B, T, D]), ...this.weightFeeds(layerWeights(this.checkpoint, k), 'l0.', layer) });
         x = out['stream.1'].data as Float32Array; // X_{k+1} [B,T,D]
         windows.forEach((_, b) => {
           const r = results[b];
@@ -292,19 +299,21 @@ export class Engine {
       }
     }
     if (want.stats || want.nll || want.logits) {
-      const head = await this.session({ kind: 'head', stats: want.stats, nll: want.nll, logits: want.logits });
-      const weights = this.weightFeeds(headWeights(this.checkpoint), '');
-      for (const [b, w] of windows.entries()) {
-        const feeds: Record<string, Tensor> = { ...weights, stream_in: this.f32(view(x, b, T * D), [1, T, D]) };
-        if (want.nll) feeds.targets = this.i64([[...w.slice(1), 0]]);
-        const out = await head.run(feeds);
+      // The final norm of every window at once, then the LM head slice by slice (vocabPass).
+      const head = await this.session({ kind: 'head', stats: want.stats });
+      const out = await head.run({ stream_in: this.f32(x, [B, T, D]), ...this.weightFeeds(headWeights(this.checkpoint), '', head) });
+      windows.forEach((_, b) => {
+        if (!want.stats) return;
         const r = results[b];
-        if (want.stats) {
-          r.absMean[L] = out[`stats.absmean.${L}`].data as Float32Array;
-          checkFinite(sumOf(r.absMean[L]), `the mean magnitude of the stream at layer boundary ${L}`);
-        }
-        if (want.nll) r.nll = (out.nll.data as Float32Array).subarray(0, T - 1);
-        if (want.logits) r.logits = out.logits.data as Float32Array;
+        r.absMean[L] = view(out[`stats.absmean.${L}`].data as Float32Array, b, D);
+        checkFinite(sumOf(r.absMean[L]), `the mean magnitude of the stream at layer boundary ${L}`);
+      });
+      if (want.nll || want.logits) {
+        const { nll, logits } = await this.vocabPass(out.normed.data as Float32Array, windows, !!want.logits);
+        windows.forEach((_, b) => {
+          if (want.nll) results[b].nll = view(nll, b, T).subarray(0, T - 1);
+          if (want.logits) results[b].logits = logits![b];
+        });
       }
     }
     onStep?.(steps, steps);
@@ -316,15 +325,63 @@ export class Engine {
    * engine keeps per input name and reuses, pass after pass (released with the engine).
    */
   private weightBuffers = new Map<string, Float32Array>();
-  private weightFeeds(weights: Map<string, GraphWeight>, prefix: string): Record<string, Tensor> {
+  private weightFeeds(weights: Map<string, GraphWeight>, prefix: string, session: InferenceSession): Record<string, Tensor> {
     const feeds: Record<string, Tensor> = {};
     for (const [key, w] of weights) {
       const name = prefix + key;
+      if (!session.inputNames.includes(name)) continue; // not computed when the graph does not take it
       let buffer = this.weightBuffers.get(name);
       if (!buffer) this.weightBuffers.set(name, (buffer = new Float32Array(numel(w.shape))));
       feeds[name] = this.f32(w.values(buffer), w.shape);
     }
     return feeds;
+  }
+
+  /**
+   * The LM head over the normed streams of B windows of T tokens ([B·T·D]), one slice of its
+   * rows at a time ('vocab' program): each slice widened from the storage dtype into one reused
+   * buffer, its log-sum-exp and the targets' logits combined in float64 across slices into
+   * −log p(next token) at every position (NLL [B·T], the last position of each window against
+   * a dummy target), and the logits [T·V] per window when asked. A slice is at most
+   * headSliceFloats (2^26: 256 MiB) of weights and of logits, whatever the vocabulary.
+   */
+  private async vocabPass(normed: Float32Array, windows: readonly (readonly number[])[], wantLogits: boolean): Promise<{ nll: Float32Array; logits?: Float32Array[] }> {
+    const { hiddenSize: D, vocabSize: V } = this.checkpoint.config;
+    const T = windows[0].length;
+    const N = windows.length * T;
+    const session = await this.session({ kind: 'vocab', logits: wantLogits });
+    const lmHead = tensor(this.checkpoint, lmHeadName(this.checkpoint.config));
+    const rows = Math.max(1, Math.min(V, Math.floor(this.headSliceFloats / D), Math.floor(this.headSliceFloats / N)));
+    const targets = windows.flatMap((w) => [...w.slice(1), 0]); // token i + 1 follows token i
+    const lseMax = new Float64Array(N).fill(-Infinity); // running log-sum-exp: max and Σ exp(· − max)
+    const lseSum = new Float64Array(N);
+    const picked = new Float64Array(N);
+    const logits = wantLogits ? windows.map(() => new Float32Array(T * V)) : undefined;
+    let buffer = this.weightBuffers.get('vocab.lm_head');
+    if (!buffer) this.weightBuffers.set('vocab.lm_head', (buffer = new Float32Array(rows * D)));
+    const local = new BigInt64Array(N);
+    for (let c0 = 0; c0 < V; c0 += rows) {
+      const n = Math.min(rows, V - c0);
+      const w = buffer.subarray(0, n * D);
+      widenInto(w, 0, { dtype: lmHead.dtype, shape: [n, D], data: elements(lmHead, c0 * D, n * D) });
+      for (let i = 0; i < N; i++) local[i] = BigInt(Math.min(n - 1, Math.max(0, targets[i] - c0)));
+      const out = await session.run({ normed: this.f32(normed, [N, D]), lm_head: this.f32(w, [n, D]), targets: new this.runtime.ort.Tensor('int64', local, [N]) });
+      const lse = out.lse.data as Float32Array;
+      const pick = out.picked.data as Float32Array;
+      for (let i = 0; i < N; i++) {
+        const m = Math.max(lseMax[i], lse[i]);
+        lseSum[i] = lseSum[i] * Math.exp(lseMax[i] - m) + Math.exp(lse[i] - m);
+        lseMax[i] = m;
+        if (targets[i] >= c0 && targets[i] < c0 + n) picked[i] = pick[i];
+      }
+      if (logits) {
+        const part = out.logits.data as Float32Array; // [N, n]
+        for (let i = 0; i < N; i++) logits[Math.floor(i / T)].set(part.subarray(i * n, (i + 1) * n), (i % T) * V + c0);
+      }
+    }
+    const nll = new Float32Array(N);
+    for (let i = 0; i < N; i++) nll[i] = lseMax[i] + Math.log(lseSum[i]) - picked[i];
+    return { nll, logits };
   }
 
   /** Refuse what needs every layer resident (a KV cache) on a streamed engine. */
