@@ -6,7 +6,10 @@
  * from the cut on recomputed, from stream checkpoints) and with a naive full recompute per
  * step as the official code does. Prints both times, their ratio, and whether the plans agree.
  *
- *   npm run bench:prune [-- --windows 4 --window 512 --layers 5 --model stories260K]
+ * --execution streamed runs every pass layer by layer (as models over the whole-graph budget
+ * run), to show the reuse holds there too.
+ *
+ *   npm run bench:prune [-- --windows 4 --window 512 --layers 5 --model stories260K --execution streamed]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +23,7 @@ import { MODELS } from '../test/helpers/paths';
 import { randomCheckpoint } from '../test/helpers/random-checkpoint';
 
 const { values } = parseArgs({
-  options: { windows: { type: 'string' }, window: { type: 'string' }, layers: { type: 'string' }, model: { type: 'string' } },
+  options: { windows: { type: 'string' }, window: { type: 'string' }, layers: { type: 'string' }, model: { type: 'string' }, execution: { type: 'string' } },
 });
 const nWindows = Number(values.windows ?? 4);
 const W = Number(values.window ?? 512);
@@ -33,7 +36,9 @@ const ck: Checkpoint =
     : randomCheckpoint({ hiddenSize: 576, intermediateSize: 1536, numLayers: 30, numHeads: 9, numKvHeads: 3, vocabSize: 49152, maxPositions: 2048, tie: true, seed: 135 });
 const random = mulberry32(7);
 const windows = Array.from({ length: nWindows }, () => [ck.config.bosTokenId, ...Array.from({ length: W - 1 }, () => Math.floor(random() * ck.config.vocabSize))]);
-const runtime = nodeRuntime();
+const execution = values.execution as 'whole' | 'streamed' | undefined;
+if (execution !== undefined && execution !== 'whole' && execution !== 'streamed') throw new Error('--execution must be whole or streamed');
+const runtime = { ...nodeRuntime(), execution };
 
 async function run(reuse: boolean) {
   const t0 = performance.now();
@@ -41,13 +46,14 @@ async function run(reuse: boolean) {
   return { seconds: (performance.now() - t0) / 1000, plan: r.plan };
 }
 
-console.error(`bench:prune ${modelName}, BI, n=${n}, ${nWindows} windows of ${W}…`);
+console.error(`bench:prune ${modelName}, BI, n=${n}, ${nWindows} windows of ${W}, execution ${execution ?? 'chosen by size'}…`);
 const reuse = await run(true);
 const naive = await run(false);
 const samePlan = JSON.stringify(reuse.plan.removed) === JSON.stringify(naive.plan.removed);
 const scaleDiff = Math.max(...reuse.plan.scales.map((s, i) => Math.abs(s / naive.plan.scales[i] - 1)));
 const result = {
   model: modelName,
+  execution: execution ?? 'chosen by size',
   metric: 'bi',
   layers: n,
   windows: nWindows,
@@ -65,4 +71,4 @@ console.log(`removed (reuse) ${JSON.stringify(reuse.plan.removed)}  (naive) ${JS
 console.log(`scales ${reuse.plan.scales.map((s) => s.toFixed(5)).join(', ')}  max relative difference to naive ${scaleDiff.toExponential(2)}`);
 console.log(`reuse ${reuse.seconds.toFixed(1)} s, naive ${naive.seconds.toFixed(1)} s, ratio ${result.ratio.toFixed(2)}× (target ≤ 0.5×)`);
 mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/prune.json', JSON.stringify({ date: new Date().toISOString(), ...result }, null, 2));
+writeFileSync(`bench/results/prune${execution ? `-${execution}` : ''}.json`, JSON.stringify({ date: new Date().toISOString(), ...result }, null, 2));

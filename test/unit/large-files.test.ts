@@ -1,27 +1,12 @@
 /**
  * Files of any size (issue 11, item 3): safetensors are read by ranges — the length, the
  * header (validated before anything is allocated), then each tensor's own bytes — never one
- * read of a whole weight file, so a single model.safetensors over 2 GiB loads.
- *
- * The big case is Llama-3.2-1B exactly as the hub lays it out: its published config.json,
- * the real Llama 3 tokenizer, and one bf16 model.safetensors of 2.47 GB with the real
- * tensor names, shapes and order. Its data is a sparse hole (zeros: no disk used, finite
- * values); what is checked is the reading, not the numbers.
+ * read of a whole weight file, so a single model.safetensors over 2 GiB loads (the big case,
+ * Llama-3.2-1B as the hub lays it out, is in real-shapes.test.ts).
  */
-import { closeSync, copyFileSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { loadHfFolder } from '../../src/engine/formats/hf';
-import { DirSource } from '../../src/engine/formats/node-source';
+import { describe, expect, test } from 'vitest';
 import { parseSafetensors, readSafetensors, writeSafetensors } from '../../src/engine/formats/safetensors';
 import { MemorySource } from '../../src/engine/formats/source';
-import { expectedTensors, parameterCount } from '../../src/engine/model/checkpoint';
-import { fromHfConfig } from '../../src/engine/model/config';
-import { Engine } from '../../src/engine/runtime/engine';
-import { nodeRuntime } from '../../src/engine/runtime/node';
-import { lopper } from '../helpers/cli';
-import { SHARED } from '../helpers/paths';
 import { randomCheckpoint } from '../helpers/random-checkpoint';
 
 const reader = (bytes: Uint8Array) => {
@@ -61,65 +46,5 @@ describe('safetensors by ranges', () => {
   });
 });
 
-describe('a Llama-3.2-1B folder with one 2.47 GB model.safetensors', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'lopper-llama32-1b-'));
-  let fileBytes = 0;
-
-  beforeAll(() => {
-    copyFileSync(join(SHARED, 'configs/meta-llama__Llama-3.2-1B.json'), join(dir, 'config.json'));
-    copyFileSync(join(SHARED, 'tokenizers/llama3/tokenizer.json'), join(dir, 'tokenizer.json'));
-    const config = fromHfConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), 'config.json');
-    // The hub's file: tensors by name, bf16, back to back after the header.
-    const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-    let offset = 0;
-    for (const [name, shape] of [...expectedTensors(config)].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      const bytes = shape.reduce((a, b) => a * b, 1) * 2;
-      header[name] = { dtype: 'BF16', shape, data_offsets: [offset, offset + bytes] };
-      offset += bytes;
-    }
-    const json = Buffer.from(JSON.stringify(header));
-    const padded = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(padded.length));
-    const fd = openSync(join(dir, 'model.safetensors'), 'w');
-    writeSync(fd, len);
-    writeSync(fd, padded);
-    ftruncateSync(fd, 8 + padded.length + offset); // the data: a hole of zeros
-    closeSync(fd);
-    fileBytes = statSync(join(dir, 'model.safetensors')).size;
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-  test('loads in-process: every tensor read by its own range, as views (no second copy of the file)', async () => {
-    expect(fileBytes).toBeGreaterThan(2 ** 31); // over what one fs.readFile can hold
-    expect(fileBytes).toBeGreaterThan(2.47e9);
-    const rss0 = process.memoryUsage().rss;
-    const ck = await loadHfFolder(new DirSource(dir));
-    const grew = process.memoryUsage().rss - rss0;
-    console.log(`Llama-3.2-1B shape: ${(fileBytes / 1e9).toFixed(2)} GB file, resident memory +${(grew / 1e9).toFixed(2)} GB after loading`);
-    expect(ck.config.numLayers).toBe(16);
-    expect(parameterCount(ck)).toBe(1_235_814_400);
-    expect(new Set([...ck.tensors.values()].map((t) => t.dtype))).toEqual(new Set(['bf16']));
-    // Each tensor owns exactly its own bytes: nothing holds the whole file.
-    for (const [name, t] of ck.tensors) expect(t.data.buffer.byteLength, name).toBe(t.data.byteLength);
-    expect(grew).toBeLessThan(1.5 * fileBytes);
-
-    // Its passes stream layer by layer (the whole graph would need ~10 GB of fp32): a zero model
-    // predicts the uniform distribution, so its perplexity is the vocabulary size.
-    const engine = new Engine(ck, nodeRuntime());
-    expect(engine.execution).toBe('streamed');
-    const rss1 = process.memoryUsage().rss;
-    const r = await engine.perplexity(Array.from({ length: 16 }, (_, i) => 128000 + i), 16);
-    console.log(`Llama-3.2-1B shape, streamed perplexity of one 16-token window: ${r.ppl.toFixed(1)}; resident memory +${((process.memoryUsage().rss - rss1) / 1e9).toFixed(2)} GB after it`);
-    expect(Math.abs(r.ppl / 128256 - 1)).toBeLessThan(1e-4);
-    await engine.dispose();
-  }, 240_000);
-
-  test('lopper info reads it (one line of facts, exit 0)', async () => {
-    const r = await lopper('info', '--model', dir, '--json');
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    const info = JSON.parse(r.stdout);
-    expect([info.config.architecture, info.config.numLayers, info.config.hiddenSize, info.parameters, info.dtypes, info.execution]).toEqual(['LlamaForCausalLM', 16, 2048, 1_235_814_400, ['bf16'], 'streamed']);
-  }, 180_000);
-});
+// A Llama-3.2-1B folder with its single 2.47 GB model.safetensors, loaded, run and pruned through
+// the CLI: test/unit/real-shapes.test.ts.

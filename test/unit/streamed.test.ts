@@ -93,14 +93,20 @@ describe('streamed passes', () => {
     for (const bytes of created) expect(bytes).toBeLessThan(layerBytes);
     expect(liveSessions()).toBe(before + 3);
 
-    // The head in slices of 40 rows (7 for this vocabulary): the same NLL and logits.
-    const sliced = new Engine(ck, runtime, { headSliceFloats: 40 * ck.config.hiddenSize });
-    const want = { nll: true, logits: true };
+    // The head in slices of 40 rows (7 for this vocabulary) and one window per run (groups of
+    // 16 tokens): the same NLL, logits, statistics and streams.
+    const sliced = new Engine(ck, runtime, { headSliceFloats: 40 * ck.config.hiddenSize, streamGroupTokens: 16 });
+    const want = { nll: true, logits: true, stats: true, streams: true };
     const pair = [ids.slice(0, 16), ids.slice(8, 24)];
     const [a, b] = [await e.pass(pair, want), await sliced.pass(pair, want)];
     for (const w of [0, 1]) {
       expect(maxRelError(b[w].nll!, a[w].nll!)).toBeLessThan(1e-6);
       expect(maxRelError(b[w].logits!, a[w].logits!)).toBeLessThan(1e-6);
+      for (let k = 0; k <= ck.config.numLayers; k++) {
+        expect(maxRelError(b[w].streams[k], a[w].streams[k])).toBeLessThan(1e-6);
+        expect(maxRelError(b[w].absMean[k], a[w].absMean[k])).toBeLessThan(1e-6);
+        if (k < ck.config.numLayers) expect(maxRelError(b[w].cos[k], a[w].cos[k])).toBeLessThan(1e-6);
+      }
     }
     await sliced.dispose();
     await e.dispose();

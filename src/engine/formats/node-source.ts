@@ -15,6 +15,13 @@ export function fileError(e: unknown, path: string): LopperError {
   return new LopperError('not-found', `cannot be read (${code ?? (e as Error).message})`, path);
 }
 
+/** A range of bytes of a file of `size` bytes, or a 'truncated' LopperError naming the file. */
+function checkRange(offset: number, length: number, size: number, full: string, note = ''): void {
+  if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= size)) {
+    throw new LopperError('truncated', `bytes ${offset}..${offset + length} are outside the file (${size} bytes)${note}`, full);
+  }
+}
+
 /** A folder on disk (Node only: the CLI and tests); nothing outside it is read. */
 export class DirSource implements FileSource {
   constructor(readonly name: string) {}
@@ -46,10 +53,7 @@ export class DirSource implements FileSource {
   /** One range through a file handle: a file of any size, never read whole. */
   async readRange(path: string, offset: number, length: number): Promise<Uint8Array> {
     const full = this.full(path);
-    const size = await this.size(path);
-    if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= size)) {
-      throw new LopperError('truncated', `bytes ${offset}..${offset + length} are outside the file (${size} bytes)`, full);
-    }
+    checkRange(offset, length, await this.size(path), full);
     const out = new Uint8Array(length);
     let fh;
     try {
@@ -71,27 +75,24 @@ export class DirSource implements FileSource {
   /** readRange, synchronously: what lazy tensors read through (loadHfFolder's lazyAbove). */
   readRangeSync(path: string, offset: number, length: number): Uint8Array {
     const full = this.full(path);
-    const out = new Uint8Array(length);
     let fd: number | undefined;
     try {
       fd = openSync(full, 'r');
-      const size = fstatSync(fd).size;
-      if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= size)) {
-        throw new LopperError('truncated', `bytes ${offset}..${offset + length} are outside the file (${size} bytes): did it change after it was loaded?`, full);
-      }
+      checkRange(offset, length, fstatSync(fd).size, full, ': did it change after it was loaded?');
+      const out = new Uint8Array(length);
       let at = 0;
       while (at < length) {
         const n = readSync(fd, out, at, Math.min(length - at, 1 << 30), offset + at);
         if (n === 0) throw new LopperError('truncated', `the file ended at byte ${offset + at} while reading up to ${offset + length}`, full);
         at += n;
       }
+      return out;
     } catch (e) {
       if (e instanceof LopperError) throw e;
       throw fileError(e, full);
     } finally {
       if (fd !== undefined) closeSync(fd);
     }
-    return out;
   }
   async exists(path: string): Promise<boolean> {
     try {

@@ -66,9 +66,10 @@ interface RopeTable {
  * How passes run: 'whole', one graph holding every weight in fp32 (the fastest where it
  * fits), or 'streamed', one decoder layer at a time — one session for every layer, whose
  * weights are inputs, fed layer after layer (widened to fp32 from their storage dtype for that
- * layer only) on every window, so the runtime holds one layer's weights (or the head's) at any
- * moment; the embedding rows are gathered outside the runtime. Passes, statistics, streams, NLL and logits are the same
- * either way; generation and shared-context scoring (KV cache) need the whole graph.
+ * layer only) on every window, then the LM head in slices of its rows, so the runtime holds one
+ * layer's weights or one slice of the head at any moment; the embedding rows are gathered
+ * outside the runtime. Passes, statistics, streams, NLL and logits are the same either way;
+ * generation and shared-context scoring (KV cache) need the whole graph.
  */
 export type Execution = 'whole' | 'streamed';
 
@@ -101,15 +102,18 @@ export class Engine {
 
   /** Streamed: the most floats of LM-head weights, or of logits, one slice of the head holds (vocabPass). */
   readonly headSliceFloats: number;
+  /** Streamed: about how many tokens (whole windows, at least one) go through a layer or a head slice in one run. */
+  readonly streamGroupTokens: number;
 
   constructor(
     readonly checkpoint: Checkpoint,
     readonly runtime: Runtime,
-    opts: { attention?: AttentionImpl; execution?: Execution; headSliceFloats?: number } = {},
+    opts: { attention?: AttentionImpl; execution?: Execution; headSliceFloats?: number; streamGroupTokens?: number } = {},
   ) {
     this.attention = opts.attention ?? attentionFor(checkpoint.config, runtime.fusedAttention);
     this.execution = opts.execution ?? runtime.execution ?? chooseExecution(checkpoint);
     this.headSliceFloats = opts.headSliceFloats ?? 2 ** 26;
+    this.streamGroupTokens = opts.streamGroupTokens ?? 1024;
   }
 
   /** X_0 of a window: its embedding rows [T·D], widened to fp32 from the storage dtype. */
@@ -126,10 +130,7 @@ export class Engine {
     let s = this.sessions.get(key);
     if (!s) {
       const bytes = buildLlamaGraph(this.checkpoint, program, attention);
-      // A layer-streamed model's sessions give their activations back after each run instead of
-      // keeping them in onnxruntime's arena: the layer's and the head's peaks never add up.
-      const streamed = program.kind === 'layer' || program.kind === 'head';
-      s = this.runtime.ort.InferenceSession.create(bytes, streamed ? { ...this.runtime.sessionOptions, enableCpuMemArena: false } : this.runtime.sessionOptions);
+      s = this.runtime.ort.InferenceSession.create(bytes, this.runtime.sessionOptions);
       s.then(() => openSessions++, () => undefined);
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
@@ -249,14 +250,14 @@ export class Engine {
   }
 
   /**
-   * pass() layer by layer: every window through layer k, then layer k+1, then the head (one
-   * window at a time, so at most one window's logits exist) when NLL, logits or the last
-   * statistics are wanted. One session runs every layer and one the head: their weights are
-   * inputs, widened to fp32 from the storage dtype for the layer being run only (into buffers
-   * the engine reuses), so the runtime holds one layer's weights (or the head's) at any moment
-   * and nothing is rebuilt between layers or passes. Each layer's output stream is the next
-   * one's input as it came from the runtime; results are views of the outputs, not copies.
-   * `onStep` reports layers done of (layers + 1).
+   * pass() layer by layer: every window through layer k, then layer k+1, then the final norm
+   * and the LM head slice by slice (vocabPass) when NLL, logits or the last statistics are
+   * wanted. One session runs every layer, one the final norm, one every slice of the head: their
+   * weights are inputs, widened to fp32 from the storage dtype for the layer (or slice) being
+   * run only, into buffers the engine reuses, so the runtime holds one layer's weights or one
+   * slice of the head at any moment and nothing is rebuilt between layers or passes. Each
+   * layer's output stream is the next one's input as it came from the runtime; results are
+   * views of the outputs, not copies. `onStep` reports layers done of (layers + 1).
    */
   private async streamedPass(
     windows: readonly (readonly number[])[],
@@ -282,19 +283,28 @@ export class Engine {
 
     if (from < L) {
       const layer = await this.session({ kind: 'layer', stats: want.stats });
-      const attention = this.attentionFeeds(B, 0, T);
+      // Windows go through a layer in groups of about streamGroupTokens tokens: the runtime's
+      // activations stay those of one group, however many windows a pass has.
+      const G = Math.max(1, Math.floor(this.streamGroupTokens / T));
+      const attention = this.attentionFeeds(Math.min(G, B), 0, T);
+      const spare = want.streams ? undefined : new Float32Array(B * T * D); // ping-pong when no stream is kept
       for (let k = from; k < L; k++) {
-        const out = await layer.run({ ...attention, stream_in: this.f32(x, [B, T, D]), ...this.weightFeeds(layerWeights(this.checkpoint, k), 'l0.', layer) });
-        x = out['stream.1'].data as Float32Array; // X_{k+1} [B,T,D]
-        windows.forEach((_, b) => {
-          const r = results[b];
-          if (want.stats) {
-            r.cos[k] = view(out['stats.cos.0'].data as Float32Array, b, T);
-            r.absMean[k] = view(out['stats.absmean.0'].data as Float32Array, b, D);
+        const weights = this.weightFeeds(layerWeights(this.checkpoint, k), 'l0.', layer);
+        const next: Float32Array = spare && x !== spare ? spare : new Float32Array(B * T * D); // X_{k+1} [B,T,D]
+        for (let g0 = 0; g0 < B; g0 += G) {
+          const n = Math.min(G, B - g0);
+          const feeds = { ...(n === Math.min(G, B) ? attention : this.attentionFeeds(n, 0, T)), ...weights };
+          const out = await layer.run({ ...feeds, stream_in: this.f32(x.subarray(g0 * T * D, (g0 + n) * T * D), [n, T, D]) });
+          next.set(out['stream.1'].data as Float32Array, g0 * T * D);
+          for (let j = 0; j < n && want.stats; j++) {
+            const r = results[g0 + j];
+            r.cos[k] = view(out['stats.cos.0'].data as Float32Array, j, T);
+            r.absMean[k] = view(out['stats.absmean.0'].data as Float32Array, j, D);
             checkFinite(sumOf(r.absMean[k]), `the mean magnitude of the stream at layer boundary ${k}`);
           }
-          if (want.streams) r.streams[k + 1] = view(x, b, T * D);
-        });
+        }
+        x = next;
+        if (want.streams) windows.forEach((_, b) => (results[b].streams[k + 1] = view(x, b, T * D)));
         onStep?.(k - from + 1, steps);
       }
     }
@@ -351,32 +361,43 @@ export class Engine {
     const N = windows.length * T;
     const session = await this.session({ kind: 'vocab', logits: wantLogits });
     const lmHead = tensor(this.checkpoint, lmHeadName(this.checkpoint.config));
-    const rows = Math.max(1, Math.min(V, Math.floor(this.headSliceFloats / D), Math.floor(this.headSliceFloats / N)));
+    // Tokens in groups of whole windows (as the layers run them), rows in slices: at most
+    // headSliceFloats of weights, and of logits for one group.
+    const M = Math.max(1, Math.floor(this.streamGroupTokens / T)) * T;
+    const rows = Math.max(1, Math.min(V, Math.floor(this.headSliceFloats / D), Math.floor(this.headSliceFloats / Math.min(M, N))));
     const targets = windows.flatMap((w) => [...w.slice(1), 0]); // token i + 1 follows token i
     const lseMax = new Float64Array(N).fill(-Infinity); // running log-sum-exp: max and Σ exp(· − max)
     const lseSum = new Float64Array(N);
     const picked = new Float64Array(N);
     const logits = wantLogits ? windows.map(() => new Float32Array(T * V)) : undefined;
     let buffer = this.weightBuffers.get('vocab.lm_head');
-    if (!buffer) this.weightBuffers.set('vocab.lm_head', (buffer = new Float32Array(rows * D)));
+    if (!buffer || buffer.length < rows * D) this.weightBuffers.set('vocab.lm_head', (buffer = new Float32Array(rows * D)));
     const local = new BigInt64Array(N);
     for (let c0 = 0; c0 < V; c0 += rows) {
       const n = Math.min(rows, V - c0);
       const w = buffer.subarray(0, n * D);
       widenInto(w, 0, { dtype: lmHead.dtype, shape: [n, D], data: elements(lmHead, c0 * D, n * D) });
       for (let i = 0; i < N; i++) local[i] = BigInt(Math.min(n - 1, Math.max(0, targets[i] - c0)));
-      const out = await session.run({ normed: this.f32(normed, [N, D]), lm_head: this.f32(w, [n, D]), targets: new this.runtime.ort.Tensor('int64', local, [N]) });
-      const lse = out.lse.data as Float32Array;
-      const pick = out.picked.data as Float32Array;
-      for (let i = 0; i < N; i++) {
-        const m = Math.max(lseMax[i], lse[i]);
-        lseSum[i] = lseSum[i] * Math.exp(lseMax[i] - m) + Math.exp(lse[i] - m);
-        lseMax[i] = m;
-        if (targets[i] >= c0 && targets[i] < c0 + n) picked[i] = pick[i];
-      }
-      if (logits) {
-        const part = out.logits.data as Float32Array; // [N, n]
-        for (let i = 0; i < N; i++) logits[Math.floor(i / T)].set(part.subarray(i * n, (i + 1) * n), (i % T) * V + c0);
+      for (let i0 = 0; i0 < N; i0 += M) {
+        const m = Math.min(M, N - i0);
+        const out = await session.run({
+          normed: this.f32(normed.subarray(i0 * D, (i0 + m) * D), [m, D]),
+          lm_head: this.f32(w, [n, D]),
+          targets: new this.runtime.ort.Tensor('int64', local.subarray(i0, i0 + m), [m]),
+        });
+        const lse = out.lse.data as Float32Array;
+        const pick = out.picked.data as Float32Array;
+        for (let j = 0; j < m; j++) {
+          const i = i0 + j;
+          const top = Math.max(lseMax[i], lse[j]);
+          lseSum[i] = lseSum[i] * Math.exp(lseMax[i] - top) + Math.exp(lse[j] - top);
+          lseMax[i] = top;
+          if (targets[i] >= c0 && targets[i] < c0 + n) picked[i] = pick[j];
+        }
+        if (logits) {
+          const part = out.logits.data as Float32Array; // [m, n]
+          for (let j = 0; j < m; j++) logits[Math.floor((i0 + j) / T)].set(part.subarray(j * n, (j + 1) * n), ((i0 + j) % T) * V + c0);
+        }
       }
     }
     const nll = new Float32Array(N);
