@@ -2,7 +2,9 @@
  * The engine in real Chromium, on onnxruntime-web's WASM and WebGPU (SwiftShader) backends,
  * against the Float64 reference: max relative error ≤ 1e-4 for logits, NLL and calibration
  * statistics; greedy KV-cache generation gives the reference's token ids. Llama (stories260K,
- * a random GQA model) and Qwen3 (per-head q/k RMSNorm).
+ * a random GQA model) and Qwen3 (per-head q/k RMSNorm). Layer-streamed passes (the execution
+ * of models over the whole-graph budget: one session per layer program, the head in slices,
+ * windows in groups) on both backends too.
  */
 import { describe, expect, test } from 'vitest';
 import type { AttentionImpl } from '../../src/engine/graph/llama';
@@ -61,6 +63,27 @@ describe.each(['wasm', 'webgpu'] as const)('engine on onnxruntime-web %s', (back
     const ck = randomCheckpoint({ hiddenSize: 64, numHeads: 4, numKvHeads: 2, ropeScaling: true, seed: 21 });
     const ids = Array.from({ length: 24 }, (_, i) => (i * 37 + 1) % ck.config.vocabSize);
     await checkEngine(ck, backend, 'fused', ids, 8);
+  });
+
+  test('layer-streamed passes (head in slices, one window per run): logits, NLL, statistics and streams match the reference', async () => {
+    const ck = randomCheckpoint({ architecture: 'Qwen3ForCausalLM', hiddenSize: 32, numHeads: 4, numKvHeads: 2, headDim: 16, numLayers: 3, dtype: 'bf16', seed: 23 });
+    const windows = [0, 1].map((w) => Array.from({ length: 16 }, (_, i) => (i * 37 + w * 11 + 1) % ck.config.vocabSize));
+    const engine = new Engine(ck, { ...browserRuntime(backend), execution: 'streamed' }, { headSliceFloats: 40 * ck.config.hiddenSize, streamGroupTokens: 16 });
+    try {
+      const results = await engine.pass(windows, { logits: true, nll: true, stats: true, streams: true });
+      const ref = new ReferenceModel(ck);
+      let worst = 0;
+      for (const [b, ids] of windows.entries()) {
+        const { logits, streams } = ref.forward(ids);
+        const r = results[b];
+        worst = Math.max(worst, maxRelError(r.logits!, logits), maxRelError(r.nll!, ref.nll(ids)));
+        for (let k = 0; k <= ck.config.numLayers; k++) worst = Math.max(worst, maxRelError(r.streams[k], streams[k]));
+      }
+      console.log(`streamed on ${backend}: max relative error vs the reference ${worst.toExponential(1)}`);
+      expect(worst).toBeLessThan(TOL);
+    } finally {
+      await engine.dispose();
+    }
   });
 
   // WebGPU on SwiftShader takes ~30 s per attention path for this model here: there only the
