@@ -19,10 +19,6 @@ import { ElemType, GraphBuilder } from './builder';
  *            so whole hidden states need not leave the runtime;
  *     streams: stream.{k} [B,T,D], the streams X_k the graph computes (from < k ≤ L, and X_0
  *            when from = 0): checkpoints that let pruning restart mid-model.
- *   Layer-streamed execution (runtime/engine.ts) runs one layer at a time: `to` (< L) ends the
- *   graph after layer to−1 — no final norm or head; stats for from ≤ k < to (cos) and
- *   from ≤ k < to (absmean), streams up to X_to — and `streamIn` takes X_from as stream_in even
- *   when from = 0 (the embedding rows gathered outside). from = to = L is the head alone.
  *
  * layer: one decoder layer whose weights are graph inputs, named as layer 0's (`l0.att_norm`,
  *   `l0.wqkv`, … as layerWeights(ck, i) gives them, in Hugging Face layout [out, in], each
@@ -63,7 +59,7 @@ import { ElemType, GraphBuilder } from './builder';
  *          Faster (no T×S score tensor), but its CPU kernel needs hd a multiple of 16.
  */
 export type Program =
-  | { kind: 'window'; from?: number; to?: number; streamIn?: boolean; logits?: boolean; nll?: boolean; stats?: boolean; streams?: boolean }
+  | { kind: 'window'; from?: number; logits?: boolean; nll?: boolean; stats?: boolean; streams?: boolean }
   | { kind: 'layer'; stats?: boolean }
   | { kind: 'head'; stats?: boolean }
   | { kind: 'vocab'; logits?: boolean }
@@ -79,7 +75,7 @@ export function programKey(p: Program, attention: AttentionImpl): string {
       ? p.io === 'transformers'
         ? 'decode_transformers'
         : 'decode'
-      : `window${p.from ?? 0}${p.to !== undefined ? `-${p.to}` : ''}${p.streamIn ? 'i' : ''}_${p.logits ? 'L' : ''}${p.nll ? 'N' : ''}${p.stats ? 'S' : ''}${p.streams ? 'X' : ''}`;
+      : `window${p.from ?? 0}_${outs(p)}${p.streams ? 'X' : ''}`;
   return `${what}_${attention}`;
 }
 
@@ -119,7 +115,7 @@ export function concat(parts: Float32Array[], scales: number[]): Float32Array {
   return out;
 }
 
-/** One weight of a graph: its name (per layer: `l{i}.…`), shape, and fp32 values. */
+/** One weight as a graph takes it: its shape and fp32 values. */
 export interface GraphWeight {
   shape: number[];
   /** computed when called (a graph with weights as inputs only reads the shape); written into `into` when given */
@@ -195,17 +191,16 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   const g = new GraphBuilder(`lopper_${programKey(program, attention)}`);
   const decode = program.kind === 'decode';
   const hfIO = program.kind === 'decode' && program.io === 'transformers';
-  // Layers from..to−1, then the head when to = L ('layer': layer 0's slot for any layer; 'head': the head alone).
+  // Layers from..to−1, then the head unless this is a 'layer' program (layer 0's slot, for any layer).
   const from = program.kind === 'window' ? (program.from ?? 0) : program.kind === 'head' ? L : 0;
-  const to = program.kind === 'window' ? (program.to ?? L) : program.kind === 'layer' ? 1 : L;
-  const withHead = program.kind !== 'layer' && to === L;
-  const streamIn = (program.kind === 'window' && (from > 0 || !!program.streamIn)) || program.kind === 'layer' || program.kind === 'head';
+  const to = program.kind === 'layer' ? 1 : L;
+  const streamIn = (program.kind === 'window' && from > 0) || program.kind === 'layer' || program.kind === 'head';
   const want: { logits?: boolean; nll?: boolean; stats?: boolean } = program.kind === 'window' || program.kind === 'layer' || program.kind === 'head' ? program : {};
 
   // Weights: initializers (transposed to [in, out] for MatMul, which onnxruntime prepacks), or
   // for 'layer' and 'head' graph inputs in Hugging Face layout [out, in], fed per run.
   const weightsIn = program.kind === 'layer' || program.kind === 'head';
-  let lead = ''; // 'layer'/'head': the [B, T] of stream_in, to shape a Gemm's [B·T, out] back
+  let lead = ''; // 'layer': the [B, T] of stream_in, to shape a Gemm's [B·T, out] back
   const param = (name: string, wt: GraphWeight) => (weightsIn ? g.input(name, ElemType.FLOAT, wt.shape) : g.weight(name, wt.shape, wt.values()));
   /** x [B,T,in] · Wᵀ for W [out, in] → [B,T,out]. */
   const linear = (x: string, name: string, wt: GraphWeight): string => {
@@ -247,7 +242,7 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
     x = g.op('Gather', [embed, inputIds ?? g.input('input_ids', ElemType.INT64, ['B', 'T'])], { axis: 0 });
   } else {
     x = g.input('stream_in', ElemType.FLOAT, ['B', 'T', D]);
-    if (weightsIn) lead = g.op('Slice', [g.op('Shape', [x]), g.ints([0]), g.ints([2])]);
+    if (program.kind === 'layer') lead = g.op('Slice', [g.op('Shape', [x]), g.ints([0]), g.ints([2])]);
   }
 
   const stats = !!want.stats;
@@ -289,15 +284,13 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
     streams.push(x);
   }
 
-  if (!withHead) {
-    // One slice of the layer stack (layer-streamed execution): X_to and the statistics up to it, no head.
+  if (program.kind === 'layer') {
+    // One layer alone (layer-streamed execution): X_1 and the statistics of X_0, no head.
     if (stats) {
-      ms.push(g.reduceMean(g.op('Pow', [x, g.scalar(2)]), [-1])); // ms of X_to
-      statsOutputs(g, D, from, to, streams, ms, to - 1);
+      ms.push(g.reduceMean(g.op('Pow', [x, g.scalar(2)]), [-1])); // ms of X_1
+      statsOutputs(g, D, 0, 1, streams, ms, 0);
     }
-    if (program.kind === 'layer' || (program.kind === 'window' && program.streams)) {
-      for (let k = streamIn ? from + 1 : 0; k <= to; k++) g.output(streams[k - from], `stream.${k}`, ElemType.FLOAT, ['B', 'T', D]);
-    }
+    g.output(x, 'stream.1', ElemType.FLOAT, ['B', 'T', D]);
     return g;
   }
 
