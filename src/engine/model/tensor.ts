@@ -21,10 +21,11 @@ export function numel(shape: readonly number[]): number {
 }
 
 /**
- * A tensor whose values stay where they are (a file on disk) until asked for: `data` reads all
- * of them, `range` a part, each time, and nothing is kept. A model larger than memory keeps
- * only its shapes resident; a layer-streamed pass reads one layer at a time. Lazy tensors are
- * never changed: a fold derives another lazy tensor (scaledLazy).
+ * A tensor whose values are produced when asked for: read from where they stay (a file on
+ * disk), or computed from another tensor (a fold, prune/surgery.ts scaleTensor). `data` gives
+ * all of them, `range` a part, each time, and nothing is kept. A model larger than memory keeps
+ * only its shapes resident; a layer-streamed pass reads one layer at a time; a fold copies
+ * nothing.
  */
 export function lazyTensor(dtype: DType, shape: number[], read: (start: number, n: number) => Float32Array | Uint16Array): Tensor {
   const n = numel(shape);
