@@ -47,6 +47,11 @@ if [[ -d test-results/e2e ]]; then
   find test-results/e2e -name '*.png' | sort | sed 's/^/  /'
 fi
 
+# What failed, by name, with the first lines of its error, last (CI shows only the tail of this output).
+for name in node browser e2e; do
+  sed -e 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" | grep -E -A2 '^ *FAIL ' | grep -vE '^--$' | cut -c1-400 | head -n 30 | sed "s/^/[$name] /" || true
+done
+
 # One closing line over all Vitest projects, in the plain form CI reads: "N passed, N failed".
 passed=0
 fails=0
