@@ -14,7 +14,8 @@ import { runIdentity, runKeyParts } from '../src/app/run-identity';
 import { LopperError } from '../src/engine/errors';
 import type { Checkpoint } from '../src/engine/model/checkpoint';
 import { applyPlan } from '../src/engine/prune/apply';
-import { Engine, liveSessions } from '../src/engine/runtime/engine';
+import { chooseExecution, Engine, liveSessions } from '../src/engine/runtime/engine';
+import { flopsPerToken } from '../src/engine/runtime/memory';
 import { browserRuntime } from '../src/engine/runtime/web';
 import { fetchToStore } from '../src/engine/store/download';
 import { getResult, putResult, resultKey } from '../src/engine/store/cache';
@@ -33,6 +34,7 @@ import {
   type RunResult,
   type RunSettings,
   type TextSource,
+  type TokenEvent,
   type Variant,
 } from '../src/app/protocol';
 import { deviceInfo } from './lib/device';
@@ -93,7 +95,14 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
 
   async load(req, signal) {
     const tracker = new Tracker(loadStages(), progressPoster(req.id));
-    const loaded = await loadModel(req.source, { signal, tracker, backend: req.backend, force: !!req.force });
+    const loaded = await loadModel(req.source, {
+      signal,
+      tracker,
+      backend: req.backend,
+      force: !!req.force,
+      workload: req.workload ?? { windows: 8, window: 256 },
+      memoryBytes: req.memoryBytes ?? null,
+    });
     await dropEngines();
     model = loaded;
     last = null;
@@ -172,6 +181,12 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
       ppl: { dense: out.ppl!.dense, baseline: out.ppl!.baseline, prunecomp: out.ppl!.compared },
       plans: { baseline: out.plans.baseline, prunecomp: out.plans.compared },
       curves: { dense: out.curves!.dense, baseline: out.curves!.baseline, prunecomp: out.curves!.compared },
+      timings: {
+        ...out.timings,
+        execution: chooseExecution(m.ck, runtimeFor(s.backend).wholeGraphBudget),
+        // the first calibration pass: every window through the dense model's layers (no head)
+        flopsPerSecond: (out.timings.calibration.tokens * flopsPerToken(m.ck.config, s.window, false)) / out.timings.calibration.seconds,
+      },
     };
     // The plans are kept, not the pruned models: the stored dense model and a plan rebuild them (applyPlan).
     const modeLabel = MODE_LABEL[s.mode];
@@ -188,7 +203,7 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
 
   async generate(req, signal) {
     const ck = variantModel(req.model);
-    return generate(engineFor(req.model, req.backend), ck, req, (token) => post({ id: req.id, type: 'token', token }), signal);
+    return generate(await engineFor(req.model, req.backend), ck, req, (token) => post({ id: req.id, type: 'token', token }), signal);
   },
 
   async evalCached(req) {
@@ -265,10 +280,16 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
 /** The engine generation uses for a variant on a backend (kept between generations). */
-function engineFor(v: Variant, backend: Backend): Engine {
+async function engineFor(v: Variant, backend: Backend): Promise<Engine> {
   const key = `${v}:${backend}`;
   let engine = engines.get(key);
-  if (!engine) engines.set(key, (engine = new Engine(variantModel(v), runtimeFor(backend))));
+  if (!engine) {
+    engine = new Engine(variantModel(v), runtimeFor(backend));
+    // A streamed engine keeps a layer's fp32 weights and a head slice in its buffers (and the
+    // runtime's copy): one at a time, not one per model.
+    if (engine.execution === 'streamed') await dropEngines();
+    engines.set(key, engine);
+  }
   return engine;
 }
 
@@ -346,7 +367,7 @@ async function generate(
   engine: Engine,
   ck: Checkpoint,
   s: GenerateSettings,
-  onToken: (t: { text: string; tokens: number; tokensPerSecond: number }) => void,
+  onToken: (t: TokenEvent) => void,
   signal: AbortSignal,
 ): Promise<GenerateResult> {
   const prompt = tokenizeText(ck, s.prompt);
@@ -359,17 +380,19 @@ async function generate(
     return full.startsWith(promptText) ? full.slice(promptText.length) : full;
   };
   const rate = () => ids.length / Math.max(1e-3, (performance.now() - t0) / 1000);
+  // Layer by layer no KV cache is kept: each token runs the sequence through every layer again.
+  const weights = engine.execution === 'streamed' ? 'fp32, layer by layer, no KV cache' : 'fp32, KV cache';
   for await (const id of engine.generate(prompt, { maxTokens: s.maxTokens, temperature: s.temperature, topK: s.topK, seed: s.seed })) {
     ids.push(id);
     checkAbort(signal);
     if (performance.now() - lastPost > 80) {
       lastPost = performance.now();
-      onToken({ text: textNow(), tokens: ids.length, tokensPerSecond: rate() });
+      onToken({ text: textNow(), tokens: ids.length, tokensPerSecond: rate(), weights });
     }
   }
   const text = textNow();
-  onToken({ text, tokens: ids.length, tokensPerSecond: rate() });
-  return { model: s.model, text, ids, tokens: ids.length, tokensPerSecond: rate(), millis: performance.now() - t0 };
+  onToken({ text, tokens: ids.length, tokensPerSecond: rate(), weights });
+  return { model: s.model, text, ids, tokens: ids.length, tokensPerSecond: rate(), millis: performance.now() - t0, weights };
 }
 
 // ---- errors -------------------------------------------------------------------------------------
@@ -442,6 +465,22 @@ function onRequest(e: MessageEvent<Request>): void {
 
 if (!runtimeHelper) {
   scope.onmessage = onRequest;
-  // For diagnostics (the e2e soak test reads it through the devtools protocol): what this worker holds open.
-  (scope as unknown as { lopperDiagnostics: () => { liveSessions: number; engines: number } }).lopperDiagnostics = () => ({ liveSessions: liveSessions(), engines: engines.size });
+  // onnxruntime-web's WebAssembly memory (its threaded build creates it from JavaScript when the
+  // first WASM session opens): every Memory created here is kept, to say how large it grew.
+  const memories: WebAssembly.Memory[] = [];
+  const NativeMemory = WebAssembly.Memory;
+  (WebAssembly as { Memory: unknown }).Memory = new Proxy(NativeMemory, {
+    construct(target, args: [WebAssembly.MemoryDescriptor]) {
+      const m = new target(...args);
+      memories.push(m);
+      return m;
+    },
+  });
+  // For diagnostics (the e2e tests read it through the devtools protocol): what this worker
+  // holds open, and its WebAssembly memory (which never shrinks: its size now is its peak).
+  (scope as unknown as { lopperDiagnostics: () => { liveSessions: number; engines: number; wasmMemoryBytes: number } }).lopperDiagnostics = () => ({
+    liveSessions: liveSessions(),
+    engines: engines.size,
+    wasmMemoryBytes: Math.max(0, ...memories.map((m) => m.buffer.byteLength)),
+  });
 }

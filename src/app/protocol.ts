@@ -9,6 +9,9 @@ import type { TaskName } from '../engine/eval/tasks';
 import type { Fold, Metric, Mode } from '../engine/prune/options';
 import type { Plan } from '../engine/prune/plan';
 import type { ExportFormat } from '../engine/export';
+import type { Execution } from '../engine/runtime/engine';
+import type { MemoryNeeds, Workload } from '../engine/runtime/memory';
+import type { RunTimings } from './run';
 import type { Backend } from '../engine/runtime/web';
 import type { DownloadProgress } from '../engine/store/download';
 import type { RunIdentity } from './run-identity';
@@ -90,7 +93,19 @@ export interface Ops {
   /** what this device offers (no model needed) */
   device: { req: Record<string, never>; result: DeviceInfo };
   /** fetch (or read), check against the device, parse; the model then stays in the worker */
-  load: { req: { source: ModelSource; backend: Backend; /** load even when the device check says it will not fit */ force?: boolean }; result: ModelSummary };
+  load: {
+    req: {
+      source: ModelSource;
+      backend: Backend;
+      /** load even when the device check says it will not fit */
+      force?: boolean;
+      /** the windows the device check plans for (the run settings'; default 8 × 256) */
+      workload?: Workload;
+      /** memory to plan for in place of what the device reports, in bytes (the ?memory= URL parameter) */
+      memoryBytes?: number;
+    };
+    result: ModelSummary;
+  };
   /** a stored result for these settings and the loaded model, or null (computes nothing) */
   cached: { req: { settings: RunSettings }; result: RunResult | null };
   /** prune (baseline + the chosen mode), evaluate, measure; a stored result is returned unless `recompute` */
@@ -166,6 +181,8 @@ export interface TokenEvent {
   text: string;
   tokens: number;
   tokensPerSecond: number;
+  /** the weights and decoding generation uses, in words ("fp32, KV cache"; "fp32, layer by layer, no KV cache") */
+  weights: string;
 }
 
 /** An export's bytes, sent (transferred) before its 'done'. */
@@ -196,10 +213,16 @@ export interface DeviceInfo {
 /** Whether a model fits this device, with the numbers that decided it. */
 export interface DeviceCheck {
   fits: boolean;
-  /** fp32 weights × 3 (weights, the graph's copy, working memory) */
+  /** needs.totalBytes */
   estimatedBytes: number;
+  /** what the model takes, part by part, with the execution the engine will choose (src/engine/runtime/memory.ts) */
+  needs: MemoryNeeds;
+  /** the windows the estimate is for (the run settings' calibration windows and window length) */
+  workload: Workload;
+  /** what the device reports (navigator.deviceMemory), or the figure set by hand (?memory=) */
   deviceMemoryBytes: number | null;
-  largestTensor: { name: string; bytes: number } | null;
+  /** deviceMemoryBytes is the figure set by hand, not the device's */
+  memorySetByHand: boolean;
   gpu: DeviceInfo['gpu'];
   backend: Backend;
   /** each reason it will not fit, in plain words with the numbers */
@@ -262,6 +285,11 @@ export interface RunResult {
   ppl: { dense: PerplexityInfo; baseline: PerplexityInfo; prunecomp: PerplexityInfo | null };
   plans: { baseline: Plan; prunecomp: Plan | null };
   curves: { dense: CurvePoint[]; baseline: CurvePoint[]; prunecomp: CurvePoint[] | null };
+  /**
+   * how fast this device ran the dense model: its first calibration pass and its perplexity, in
+   * tokens and seconds; the backend's speed for estimates of later runs (absent in results stored before)
+   */
+  timings?: RunTimings & { execution: Execution; flopsPerSecond: number };
   /** what could not be kept (storage full), in plain words */
   warnings?: string[];
 }
@@ -273,6 +301,8 @@ export interface GenerateResult {
   tokens: number;
   tokensPerSecond: number;
   millis: number;
+  /** as TokenEvent.weights */
+  weights: string;
 }
 
 /** Zero-shot accuracy of the dense model and a run's pruned models on the same items. */

@@ -73,6 +73,14 @@ export interface CompareRunOutput {
   curves: { dense: CurvePoint[]; baseline: CurvePoint[]; compared: CurvePoint[] | null } | null;
   /** passes over the calibration windows the curves took (the others came from pruning) */
   curvePasses: number;
+  /** what the first calibration pass (the baseline's scoring of the dense model) and the dense model's perplexity took */
+  timings: RunTimings;
+}
+
+/** Tokens through the dense model and the seconds they took, for two passes of a run (null: not run). */
+export interface RunTimings {
+  calibration: { tokens: number; seconds: number };
+  perplexity: { tokens: number; seconds: number } | null;
 }
 
 /** The stages of a run with rough relative costs (in windows run through the whole model), for a progress tracker. */
@@ -102,13 +110,19 @@ export async function compareRun(ck: Checkpoint, runtime: Runtime, windows: read
   };
   const progress = o.progress;
 
-  // Calibration passes report per window; poll there too, so a cancel lands within one window.
+  // Calibration passes report per window (layer-streamed: per layer, as a fraction of the
+  // windows); poll there too, so a cancel lands within one window (one layer).
   let passes = 0;
   let expectedPasses = 1;
+  const t0 = performance.now();
+  let firstPass = NaN; // seconds of the first calibration pass: every window through the dense model
   const calibration = {
     onProgress: (done: number, total: number) => {
       poll();
-      if (done === total) passes++;
+      if (done === total) {
+        passes++;
+        if (Number.isNaN(firstPass)) firstPass = (performance.now() - t0) / 1000;
+      }
       progress?.report(passes + (done < total ? done / total : 0), expectedPasses);
     },
   };
@@ -145,18 +159,21 @@ export async function compareRun(ck: Checkpoint, runtime: Runtime, windows: read
   poll();
 
   let ppl: CompareRunOutput['ppl'] = null;
+  let perplexityTiming: RunTimings['perplexity'] = null;
   if (o.evaluation) {
     const { ids, window } = o.evaluation;
     const perplexity = async (stage: RunStage, name: string, m: Checkpoint): Promise<PerplexityInfo> => {
       progress?.start(stage);
       const engine = new Engine(m, runtime);
+      const start = performance.now();
       try {
         const r = await engine.perplexity(ids, window, {
           onProgress: (done, total) => {
             poll();
-            progress?.report(done, total, { label: `${name}: window ${done} of ${total}` });
+            progress?.report(done, total, { label: `${name}: window ${Math.min(total, Math.floor(done) + 1)} of ${total}` });
           },
         });
+        if (m === ck) perplexityTiming = { tokens: r.windows * window, seconds: (performance.now() - start) / 1000 };
         return { ppl: r.ppl, tokens: r.tokens, windows: r.windows };
       } finally {
         await engine.dispose();
@@ -198,6 +215,7 @@ export async function compareRun(ck: Checkpoint, runtime: Runtime, windows: read
     ppl,
     curves,
     curvePasses,
+    timings: { calibration: { tokens: windows.length * windows[0].length, seconds: firstPass }, perplexity: perplexityTiming },
   };
 }
 

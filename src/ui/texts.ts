@@ -10,6 +10,8 @@ export interface BuiltinText {
   path: string;
   /** what it is good for */
   note: string;
+  /** its size in bytes (run time estimates before it is read) */
+  bytes: number;
 }
 
 export const TEXTS: BuiltinText[] = [
@@ -17,18 +19,21 @@ export const TEXTS: BuiltinText[] = [
     id: 'tinystories-calib',
     label: 'TinyStories, calibration half',
     path: 'tinystories/calib.txt',
+    bytes: 13_367,
     note: '10 TinyStories validation stories (13 KB): calibrate on these',
   },
   {
     id: 'tinystories-eval',
     label: 'TinyStories, evaluation half',
     path: 'tinystories/eval.txt',
+    bytes: 13_988,
     note: 'the other 7 stories (14 KB): evaluate on these',
   },
   {
     id: 'wikitext2-test',
     label: 'WikiText-2 test',
     path: 'wikitext2/wikitext2_test_hf_joined.txt',
+    bytes: 1_296_370,
     note: 'the papers’ evaluation text (1.3 MB, rows joined with blank lines); slow on larger models',
   },
 ];

@@ -15,7 +15,7 @@ import { fetchShared, loadStories260K } from './helpers/shared';
 
 const INDEX = 'model.safetensors.index.json';
 
-const context = () => ({ signal: new AbortController().signal, tracker: new Tracker(loadStages(), () => undefined), backend: 'wasm' as const, force: true });
+const context = () => ({ signal: new AbortController().signal, tracker: new Tracker(loadStages(), () => undefined), backend: 'wasm' as const, force: true, workload: { windows: 8, window: 256 }, memoryBytes: null });
 
 const picked = (files: Map<string, Uint8Array>): ModelSource => ({
   kind: 'hf-files',

@@ -4,7 +4,7 @@
  * service worker survive reloads within a test), the page's console errors kept for
  * failure messages, and screenshots of each stage under test-results/e2e/.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -96,4 +96,46 @@ export async function precachedPaths(page: Page): Promise<string[]> {
     }
     return out.sort();
   });
+}
+
+/** Resident memory (VmRSS) of a process and all its descendants, from /proc. */
+export function treeRss(root: number): number {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  let total = 0;
+  const stack = [root];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    try {
+      const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
+      if (m) total += Number(m[1]) * 1024;
+    } catch {
+      continue;
+    }
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return total;
+}
+
+/** The Chromium browser process of a profile (its command line names the profile folder). */
+export function browserPid(profileHint: string): number {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      if (cmd.includes(profileHint) && !cmd.includes('--type=')) return Number(name);
+    } catch {
+      // gone
+    }
+  }
+  throw new Error(`no Chromium process for ${profileHint}`);
 }

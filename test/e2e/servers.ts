@@ -10,7 +10,8 @@
  * - `startStaticHost()`: a plain file server with no COOP/COEP headers, like GitHub Pages.
  */
 import { spawn } from 'node:child_process';
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -82,14 +83,25 @@ export interface AppServer {
   /** requests under /models/ (model files: the app must fetch each once, then use IndexedDB) */
   modelRequests(): Served[];
   faults: Map<string, Fault>;
+  /**
+   * URL path prefix → a folder the server answers from, before the mirror: a test's generated
+   * checkpoint served as the hub serves files (e.g. '/models/meta-llama/Llama-3.2-1B/resolve/main/'
+   * → a folder with config.json, model.safetensors, tokenizer files). Single ranges honoured.
+   */
+  mounts: Map<string, string>;
+  /**
+   * POST {url}__e2e/upload/{name}: the request body is written to {uploads}/{name} (a file the
+   * page hands over, e.g. an export it wrote to its private file system, however large).
+   */
+  uploads: string;
   stop(): Promise<void>;
   /** start again on the same port (same origin) */
   restart(): Promise<void>;
   running(): boolean;
 }
 
-/** Logs every request and applies faults; runs before the config's own middlewares. */
-function observe(requests: Served[], faults: Map<string, Fault>, started: number): Plugin {
+/** Logs every request, takes uploads, serves mounts and applies faults; runs before the config's own middlewares. */
+function observe(requests: Served[], faults: Map<string, Fault>, mounts: Map<string, string>, uploads: string, started: number): Plugin {
   return {
     name: 'lopper-e2e:observe',
     enforce: 'pre',
@@ -97,7 +109,20 @@ function observe(requests: Served[], faults: Map<string, Fault>, started: number
       server.middlewares.use((req, res, next) => {
         const urlPath = (req.url ?? '').split('?')[0];
         requests.push({ method: req.method ?? 'GET', path: urlPath, range: req.headers.range, at: Date.now() - started });
+        const upload = /^\/__e2e\/upload\/([\w.-]+)$/.exec(urlPath);
+        if (upload && req.method === 'POST') {
+          const out = createWriteStream(path.join(uploads, upload[1]));
+          req.pipe(out);
+          out.on('finish', () => res.end('ok'));
+          out.on('error', (e) => ((res.statusCode = 500), res.end(String(e))));
+          return;
+        }
         const fault = [...faults].find(([suffix]) => urlPath.endsWith(suffix))?.[1];
+        const mount = [...mounts].find(([prefix]) => urlPath.startsWith(prefix));
+        if (!fault && mount) {
+          const file = path.resolve(mount[1], decodeURIComponent(urlPath.slice(mount[0].length)));
+          if (file.startsWith(path.resolve(mount[1]) + path.sep) && existsSync(file)) return sendRange(req, res, file);
+        }
         if (!fault) return next();
         if (fault.kind === 'status') {
           res.statusCode = fault.status;
@@ -122,6 +147,32 @@ function observe(requests: Served[], faults: Map<string, Fault>, started: number
       });
     },
   };
+}
+
+/** A file with Content-Length and a single `bytes=a-b` or `bytes=a-` range, as the hub answers. */
+function sendRange(req: IncomingMessage, res: ServerResponse, file: string) {
+  const size = statSync(file).size;
+  let start = 0;
+  let end = size - 1;
+  const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+  if (m) {
+    start = Number(m[1]);
+    end = m[2] ? Math.min(Number(m[2]), size - 1) : size - 1;
+    if (start > end) {
+      res.statusCode = 416;
+      res.setHeader('Content-Range', `bytes */${size}`);
+      return void res.end();
+    }
+    res.statusCode = 206;
+    res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
+  } else res.statusCode = 200;
+  res.setHeader('Content-Type', file.endsWith('.json') ? 'application/json' : 'application/octet-stream');
+  res.setHeader('Content-Length', String(end - start + 1));
+  res.setHeader('Accept-Ranges', 'bytes');
+  res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
+  res.setHeader('Cache-Control', 'no-cache');
+  if (req.method === 'HEAD') return void res.end();
+  createReadStream(file, { start, end }).pipe(res);
 }
 
 /** Serve `body` in 16 KiB pieces paced to `bytesPerSecond`. */
@@ -186,6 +237,8 @@ export async function startPreview(opts: { port?: number } = {}): Promise<AppSer
   const port = opts.port ?? (await freePort());
   const requests: Served[] = [];
   const faults = new Map<string, Fault>();
+  const mounts = new Map<string, string>();
+  const uploads = mkdtempSync(path.join(tmpdir(), 'lopper-e2e-uploads-'));
   const started = Date.now();
   let server: PreviewServer | null = null;
 
@@ -196,7 +249,7 @@ export async function startPreview(opts: { port?: number } = {}): Promise<AppSer
       logLevel: 'warn',
       build: { outDir: distDir },
       preview: { host: '127.0.0.1', port, strictPort: true, open: false },
-      plugins: [observe(requests, faults, started)],
+      plugins: [observe(requests, faults, mounts, uploads, started)],
     });
   }
   await start();
@@ -206,6 +259,8 @@ export async function startPreview(opts: { port?: number } = {}): Promise<AppSer
     port,
     requests,
     faults,
+    mounts,
+    uploads,
     modelRequests: () => requests.filter((r) => r.path.startsWith('/models/')),
     async stop() {
       const s = server;

@@ -8,12 +8,12 @@
  * reach a plateau: the mean of the last five runs at most 15% + 64 MiB above the mean of runs
  * 6–10. The figures are printed as a table (CI's log has them).
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Page, Worker } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorText, loadFromCatalog, runButton, setUpRun, waitForResults, waitForTestId, type RunSetup } from './app';
-import { openBrowser, type Browser } from './browser';
+import { browserPid, openBrowser, treeRss, type Browser } from './browser';
 import { sharedDir } from './cli';
 import { startPreview, type AppServer } from './servers';
 
@@ -38,48 +38,6 @@ function setupOf(i: number): RunSetup {
     calib: 'tinystories-calib',
     eval: 'custom',
   };
-}
-
-/** Resident memory (VmRSS) of a process and all its descendants, from /proc. */
-function treeRss(root: number): number {
-  const children = new Map<number, number[]>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  let total = 0;
-  const stack = [root];
-  while (stack.length) {
-    const pid = stack.pop()!;
-    try {
-      const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
-      if (m) total += Number(m[1]) * 1024;
-    } catch {
-      continue;
-    }
-    stack.push(...(children.get(pid) ?? []));
-  }
-  return total;
-}
-
-/** The Chromium browser process of a profile (its command line names the profile folder). */
-function browserPid(profileHint: string): number {
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8');
-      if (cmd.includes(profileHint) && !cmd.includes('--type=')) return Number(name);
-    } catch {
-      // gone
-    }
-  }
-  throw new Error(`no Chromium process for ${profileHint}`);
 }
 
 interface Sample {

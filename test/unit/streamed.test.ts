@@ -17,7 +17,7 @@ import type { Checkpoint } from '../../src/engine/model/checkpoint';
 import { prune } from '../../src/engine/prune/plan';
 import { layerWeights } from '../../src/engine/graph/llama';
 import { ReferenceModel } from '../../src/engine/reference/forward';
-import { chooseExecution, Engine, liveSessions } from '../../src/engine/runtime/engine';
+import { chooseExecution, Engine, liveSessions, type GenerateOptions } from '../../src/engine/runtime/engine';
 import { nodeRuntime } from '../../src/engine/runtime/node';
 import type { Runtime } from '../../src/engine/runtime/ort';
 import { webWasmRuntime } from '../../src/engine/runtime/web-node';
@@ -161,13 +161,34 @@ describe('streamed passes', () => {
     for (const k of ['dense', 'baseline', 'compared'] as const) expect(Math.abs(s.ppl![k]!.ppl / w.ppl![k]!.ppl - 1), k).toBeLessThan(1e-5);
   });
 
-  test('what needs a KV cache is refused on a streamed engine, with the reason', async () => {
-    const ck = randomCheckpoint({ numLayers: 2, seed: 2 });
-    const e = new Engine(ck, streamedNode);
-    await expect(async () => {
-      for await (const _ of e.generate([1, 2, 3], { maxTokens: 2 })) void _;
-    }).rejects.toMatchObject({ code: 'unsupported-config', message: expect.stringMatching(/generation .*needs the whole model in one graph/) });
-    await expect(e.continuationLogprobs([1, 2], [[3]])).rejects.toMatchObject({ code: 'unsupported-config' });
+  test('generation and shared-context scoring layer by layer (no KV cache) equal the whole graph with its cache', async () => {
+    const ck = randomCheckpoint({ numLayers: 3, seed: 2 });
+    const s = new Engine(ck, streamedNode);
+    const w = new Engine(ck, node);
+    const ids = async (e: Engine, opts: GenerateOptions) => {
+      const out: number[] = [];
+      for await (const id of e.generate([1, 5, 9], { ...opts, stopAtEos: false })) out.push(id);
+      return out;
+    };
+    // greedy and sampled: the same tokens (the same fp32 logits up to rounding; the sampler is seeded)
+    for (const opts of [{ maxTokens: 12 }, { maxTokens: 12, temperature: 0.8, topK: 20, seed: 7 }]) {
+      const got = await ids(s, opts);
+      expect(got).toHaveLength(12);
+      expect(got).toEqual(await ids(w, opts));
+    }
+    // the last position's logits alone, against the whole graph's last row
+    const seq = [1, 5, 9, 4, 2];
+    const last = (await s.pass([seq], { logits: 'last' }))[0].logits!;
+    const full = (await w.pass([seq], { logits: true }))[0].logits!;
+    const V = ck.config.vocabSize;
+    expect(last).toHaveLength(V);
+    expect(maxRelError(last, full.subarray((seq.length - 1) * V))).toBeLessThan(1e-5);
+    // Σ log p(continuation | context): padded windows and NLL against the KV-cache batch
+    const conts = [[3], [7, 8, 2], [4, 4]];
+    const a = await s.continuationLogprobs([1, 2, 6], conts);
+    const b = await w.continuationLogprobs([1, 2, 6], conts);
+    a.forEach((x, i) => expect(Math.abs(x - b[i]), `continuation ${i}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(b[i]))));
+    await Promise.all([s.dispose(), w.dispose()]);
   });
 
   test('the execution follows the fp32 weight size: tiny models run whole, over the budget streamed', () => {

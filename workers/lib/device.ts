@@ -1,10 +1,12 @@
 /**
  * What this device offers and whether a model fits it, in plain numbers. Checked before a
- * download (from the catalog's parameter count, and for Hugging Face models the config's
- * largest tensor) and again after parsing (from the real tensors).
+ * download (from the catalog's parameter count and size, and for Hugging Face models the
+ * config, fetched first) and again after parsing (from the real tensors).
  */
-import { expectedTensors } from '../../src/engine/model/checkpoint';
-import type { LlamaConfig } from '../../src/engine/model/config';
+import type { LlamaShape } from '../../src/engine/model/config';
+import { executionFor } from '../../src/engine/runtime/engine';
+import { memoryNeeds, type Workload } from '../../src/engine/runtime/memory';
+import { WEB_WHOLE_GRAPH_BUDGET } from '../../src/engine/runtime/ort';
 import type { Backend, DeviceCheck, DeviceInfo } from '../../src/app/protocol';
 
 const GiB = 2 ** 30;
@@ -64,50 +66,60 @@ export function deviceInfo(): Promise<DeviceInfo> {
   return cached;
 }
 
-/** The largest tensor a config implies, in fp32 bytes (what the engine's graphs hold). */
-export function largestTensor(config: LlamaConfig): { name: string; bytes: number } {
-  let best = { name: '', bytes: 0 };
-  for (const [name, shape] of expectedTensors(config)) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * 4;
-    if (bytes > best.bytes) best = { name, bytes };
-  }
-  return best;
+/** What the device check knows of a model: its shape (the catalog's, a config's or the parsed model's), parameters, and weight bytes as stored. */
+export interface ModelFootprint {
+  shape: LlamaShape;
+  parameters: number;
+  /** the weights' bytes in their storage dtype (bf16: 2 per parameter; llama2.c: 4) */
+  weightBytes: number;
 }
 
-/** WebAssembly (32-bit) memory; onnxruntime holds the graph bytes and its own copy of the weights in it. */
+/** WebAssembly (32-bit) memory: onnxruntime-web's WASM backend holds everything it computes in it. */
 const WASM_MEMORY = 4 * GiB;
-/** The engine builds one ONNX protobuf with the weights inside: protobuf caps a message at 2 GiB. */
-const PROTOBUF_LIMIT = 2 * GiB;
 
 /**
- * Whether a model of `parameters` (stored as fp32 in the engine) with `largest` as its
- * largest tensor fits this device on `backend`. Each problem names the numbers.
+ * Whether a model fits this device on `backend`, running `workload`, with the execution the
+ * engine will choose (engine.ts executionFor on onnxruntime-web's budget): the memory it needs
+ * (runtime/memory.ts) against what the device reports (or `memoryBytes` where the person set
+ * a figure), the runtime's share against WebAssembly's 4 GiB, and, on WebGPU, the largest
+ * buffer one run feeds against the adapter's limits. Each problem names the numbers.
  */
-export function checkDevice(parameters: number, largest: { name: string; bytes: number } | null, backend: Backend, info: DeviceInfo): DeviceCheck {
-  const weights = parameters * 4;
-  const estimatedBytes = weights * 3;
+export function checkDevice(model: ModelFootprint, backend: Backend, info: DeviceInfo, workload: Workload, memoryBytes: number | null = null): DeviceCheck {
+  const execution = executionFor(model.parameters, WEB_WHOLE_GRAPH_BUDGET);
+  const needs = memoryNeeds(model.shape, model.weightBytes, model.parameters, execution, workload);
+  const available = memoryBytes ?? info.deviceMemoryBytes;
+  const how = execution === 'streamed' ? 'layer by layer' : 'as one graph';
   const problems: string[] = [];
-  if (info.deviceMemoryBytes !== null && estimatedBytes > info.deviceMemoryBytes) {
+  if (available !== null && needs.totalBytes > available) {
     problems.push(
-      `it needs about ${formatBytes(estimatedBytes)} of memory (fp32 weights ${formatBytes(weights)} × 3) and this device reports ${formatBytes(info.deviceMemoryBytes)}`,
+      `it needs about ${formatBytes(needs.totalBytes)} of memory run ${how} (weights ${formatBytes(needs.weightBytes)} as stored, ` +
+        `${formatBytes(needs.engineBytes)} of buffers, ${formatBytes(needs.runtimeBytes)} in the runtime) and ` +
+        (memoryBytes !== null ? `the memory set for this device is ${formatBytes(available)}` : `this device reports ${formatBytes(available)}`),
     );
   }
-  if (weights > PROTOBUF_LIMIT) {
-    problems.push(`its fp32 weights (${formatBytes(weights)}) exceed the 2 GiB an ONNX graph with inline weights can hold`);
-  }
-  if (backend === 'wasm' && weights * 2 > WASM_MEMORY) {
-    problems.push(`WebAssembly has 4 GiB of memory and the WASM backend needs about ${formatBytes(weights * 2)} (the graph and onnxruntime's copy of the weights)`);
+  if (backend === 'wasm' && needs.runtimeBytes > WASM_MEMORY) {
+    problems.push(`WebAssembly has 4 GiB of memory and the WASM backend needs about ${formatBytes(needs.runtimeBytes)} run ${how}`);
   }
   if (backend === 'webgpu') {
     if (!info.gpu) problems.push('this browser has no WebGPU adapter: use the WASM backend');
-    else if (largest) {
+    else {
       const limit = Math.min(info.gpu.maxBufferSize, info.gpu.maxStorageBufferBindingSize);
-      if (largest.bytes > limit) {
+      if (needs.largestFeed.bytes > limit) {
         problems.push(
-          `its largest tensor, ${largest.name} (${formatBytes(largest.bytes)} as fp32), is larger than this GPU's buffer limits (maxBufferSize ${formatBytes(info.gpu.maxBufferSize)}, maxStorageBufferBindingSize ${formatBytes(info.gpu.maxStorageBufferBindingSize)}): use the WASM backend`,
+          `its largest buffer, ${needs.largestFeed.name} (${formatBytes(needs.largestFeed.bytes)} as fp32), is larger than this GPU's buffer limits (maxBufferSize ${formatBytes(info.gpu.maxBufferSize)}, maxStorageBufferBindingSize ${formatBytes(info.gpu.maxStorageBufferBindingSize)}): use the WASM backend`,
         );
       }
     }
   }
-  return { fits: problems.length === 0, estimatedBytes, deviceMemoryBytes: info.deviceMemoryBytes, largestTensor: largest, gpu: info.gpu, backend, problems };
+  return {
+    fits: problems.length === 0,
+    estimatedBytes: needs.totalBytes,
+    needs,
+    workload,
+    deviceMemoryBytes: available,
+    memorySetByHand: memoryBytes !== null,
+    gpu: info.gpu,
+    backend,
+    problems,
+  };
 }

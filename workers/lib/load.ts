@@ -9,12 +9,13 @@ import { llama2cWeights, loadLlama2c } from '../../src/engine/formats/llama2c';
 import { containedPath, type FileSource } from '../../src/engine/formats/source';
 import { parameterCount, type Checkpoint } from '../../src/engine/model/checkpoint';
 import { fromHfConfig } from '../../src/engine/model/config';
-import { numel } from '../../src/engine/model/tensor';
+import { bytesPerElement, numel } from '../../src/engine/model/tensor';
 import { catalogEntry, type CatalogEntry } from '../../src/engine/store/catalog';
 import { fetchEntry, fetchToStore, labelFor, type DownloadProgress as StoreProgress } from '../../src/engine/store/download';
 import { HfTokenizer, parseJsonObject } from '../../src/engine/text/hf-tokenizer';
 import type { Backend, DeviceCheck, ModelSource, ModelSummary } from '../../src/app/protocol';
-import { checkDevice, deviceInfo, largestTensor } from './device';
+import type { Workload } from '../../src/engine/runtime/memory';
+import { checkDevice, deviceInfo, type ModelFootprint } from './device';
 import { checkAbort } from './cancel';
 import type { Tracker } from './progress';
 
@@ -124,6 +125,10 @@ export interface LoadContext {
   tracker: Tracker;
   backend: Backend;
   force: boolean;
+  /** what the device check plans for (the run settings' windows) */
+  workload: Workload;
+  /** memory to plan for in place of the device's figure (bytes), or null */
+  memoryBytes: number | null;
 }
 
 /** Stages of a load (weights: bytes matter most). */
@@ -153,6 +158,7 @@ export async function loadModel(source: ModelSource, ctx: LoadContext): Promise<
   const t0 = performance.now();
   const { tracker, signal } = ctx;
   const info = await deviceInfo();
+  const check = (model: ModelFootprint) => checkDevice(model, ctx.backend, info, ctx.workload, ctx.memoryBytes);
   let bytesRead = 0;
   let bytesDownloaded = 0;
   const onRead = (n: number) => (bytesRead += n);
@@ -188,9 +194,10 @@ export async function loadModel(source: ModelSource, ctx: LoadContext): Promise<
       key = `catalog:${entry.id}@${entry.revision}`;
       name = entry.name;
       catalogId = entry.id;
-      // Before any download: parameters from the catalog; for Hugging Face folders the config's largest tensor.
-      let largest: { name: string; bytes: number } | null = null;
-      refuseIfTooLarge(checkDevice(entry.params, null, ctx.backend, info), entry.name, ctx.force);
+      // Before any download: shape, parameters and size from the catalog; for Hugging Face folders again from the config (fetched first: a few hundred bytes).
+      const weightFiles = entry.files.filter((f) => f.role === 'weights' || f.role === 'model');
+      const weightBytes = weightFiles.every((f) => f.bytes) ? weightFiles.reduce((a, f) => a + f.bytes!, 0) : entry.bytes;
+      refuseIfTooLarge(check({ shape: entry.shape, parameters: entry.params, weightBytes }), entry.name, ctx.force);
       expectedTotal = entry.bytes;
       tracker.start('download', `downloading ${entry.name}`);
       if (entry.format === 'hf') {
@@ -199,8 +206,7 @@ export async function loadModel(source: ModelSource, ctx: LoadContext): Promise<
           const files = await fetchEntry(source.base, { ...entry, files: [cfgFile] }, { token: source.token, signal, onProgress: track });
           const cfgName = `${entry.name}/config.json`;
           const cfg = fromHfConfig(parseJsonObject(await bytesOf(files.get(cfgFile.path)!), cfgName), cfgName);
-          largest = largestTensor(cfg);
-          refuseIfTooLarge(checkDevice(entry.params, largest, ctx.backend, info), entry.name, ctx.force);
+          refuseIfTooLarge(check({ shape: cfg, parameters: entry.params, weightBytes }), entry.name, ctx.force);
         }
       }
       const files = await fetchEntry(source.base, entry, { token: source.token, signal, onProgress: track });
@@ -250,9 +256,10 @@ export async function loadModel(source: ModelSource, ctx: LoadContext): Promise<
   }
   checkAbort(signal, 'loading was cancelled');
 
-  // After parsing: the real parameter count and largest tensor.
-  const params = parameterCount(ck);
-  const device = checkDevice(params, largestTensor(ck.config), ctx.backend, info);
+  // After parsing: the real shape, parameter count and bytes as stored.
+  let weightBytes = 0;
+  for (const t of ck.tensors.values()) weightBytes += numel(t.shape) * bytesPerElement(t.dtype);
+  const device = check({ shape: ck.config, parameters: parameterCount(ck), weightBytes });
   refuseIfTooLarge(device, name, ctx.force);
   for (const d of downloaded.values()) if (!d.fromCache) bytesDownloaded += d.loaded - d.resumedFrom;
   return { ck, summary: summarize(ck, { key, name, catalogId, bytesRead, bytesDownloaded, millis: performance.now() - t0, device }) };

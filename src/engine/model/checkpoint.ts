@@ -1,5 +1,5 @@
 import { LopperError } from '../errors';
-import type { LlamaConfig } from './config';
+import type { LlamaConfig, LlamaShape } from './config';
 import { numel, type Tensor } from './tensor';
 import type { Tokenizer } from './tokenizer';
 
@@ -36,8 +36,8 @@ export interface Checkpoint {
 
 export const layerPrefix = (i: number) => `model.layers.${i}.`;
 
-/** Names and expected shapes of every tensor the config calls for. */
-export function expectedTensors(c: LlamaConfig): Map<string, number[]> {
+/** Names and expected shapes of every tensor the config (or a catalog entry's shape) calls for. */
+export function expectedTensors(c: LlamaShape): Map<string, number[]> {
   const D = c.hiddenSize;
   const F = c.intermediateSize;
   const q = c.numHeads * c.headDim;

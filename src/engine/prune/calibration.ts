@@ -192,10 +192,10 @@ async function runBatched(
   fromTokens = false,
 ): Promise<WindowResult[]> {
   // Layer-streamed engines take every window at once (each layer's session is built once per
-  // pass) and report per layer, as a share of the windows short of the end until it is.
+  // pass) and report per layer, as a fraction of the windows, short of the end until it is.
   const streamed = engine.execution === 'streamed';
   const batch = streamed ? windows.length : (opts.batch ?? 1);
-  const onStep: Progress | undefined = streamed ? (d, t) => d < t && opts.onProgress?.(Math.floor((windows.length * d) / t), windows.length) : undefined;
+  const onStep: Progress | undefined = streamed ? (d, t) => d < t && opts.onProgress?.((windows.length * d) / t, windows.length) : undefined;
   const out: WindowResult[] = [];
   for (let i = 0; i < windows.length; i += batch) {
     const ws = windows.slice(i, i + batch);

@@ -6,6 +6,7 @@ import { elements, numel, toFloat32, widenInto } from '../model/tensor';
 import { ropeTables } from '../model/rope';
 import { cutWindows } from '../text/windows';
 import type { Runtime } from './ort';
+import { HEAD_SLICE_FLOATS, STREAM_GROUP_TOKENS } from './memory';
 import { makeSampler, type SamplerOptions } from './sampler';
 
 /** Per-window calibration statistics, computed inside the graph. */
@@ -20,7 +21,8 @@ export interface WindowStats {
 export interface PassOutputs {
   stats?: boolean;
   nll?: boolean;
-  logits?: boolean;
+  /** true: [T, V] per window; 'last': the last position's [V] only (streamed: the head runs on that row alone) */
+  logits?: boolean | 'last';
   streams?: boolean;
 }
 
@@ -30,7 +32,7 @@ export interface WindowResult extends WindowStats {
   streams: Float32Array[];
   /** W − 1 values */
   nll?: Float32Array;
-  /** [T, V] */
+  /** [T, V], or [V] when the pass asked for the 'last' position's */
   logits?: Float32Array;
 }
 
@@ -80,8 +82,13 @@ export type Execution = 'whole' | 'streamed';
 export const WHOLE_GRAPH_BUDGET = 1.5 * 2 ** 30;
 
 /** The execution a model gets by default: the whole graph where its fp32 weights fit the budget, else streamed. */
-export function chooseExecution(ck: Checkpoint, budgetBytes = WHOLE_GRAPH_BUDGET): Execution {
-  return parameterCount(ck) * 4 > budgetBytes ? 'streamed' : 'whole';
+export function chooseExecution(ck: Checkpoint, budgetBytes: number = WHOLE_GRAPH_BUDGET): Execution {
+  return executionFor(parameterCount(ck), budgetBytes);
+}
+
+/** chooseExecution from a parameter count (before a model is downloaded). */
+export function executionFor(parameters: number, budgetBytes: number = WHOLE_GRAPH_BUDGET): Execution {
+  return parameters * 4 > budgetBytes ? 'streamed' : 'whole';
 }
 
 /** onnxruntime sessions the engine holds open now, over all Engines of this thread (released by dispose()). */
@@ -111,9 +118,9 @@ export class Engine {
     opts: { attention?: AttentionImpl; execution?: Execution; headSliceFloats?: number; streamGroupTokens?: number } = {},
   ) {
     this.attention = opts.attention ?? attentionFor(checkpoint.config, runtime.fusedAttention);
-    this.execution = opts.execution ?? runtime.execution ?? chooseExecution(checkpoint);
-    this.headSliceFloats = opts.headSliceFloats ?? 2 ** 26;
-    this.streamGroupTokens = opts.streamGroupTokens ?? 1024;
+    this.execution = opts.execution ?? runtime.execution ?? chooseExecution(checkpoint, runtime.wholeGraphBudget);
+    this.headSliceFloats = opts.headSliceFloats ?? HEAD_SLICE_FLOATS;
+    this.streamGroupTokens = opts.streamGroupTokens ?? STREAM_GROUP_TOKENS;
   }
 
   /** X_0 of a window: its embedding rows [T·D], widened to fp32 from the storage dtype. */
@@ -221,7 +228,7 @@ export class Engine {
     const B = windows.length;
     const T = windows[0].length;
     const from = start?.from ?? 0;
-    const program: Program = { kind: 'window', from, ...want };
+    const program: Program = { kind: 'window', from, ...want, logits: !!want.logits };
     const feeds: Record<string, Tensor> = this.attentionFeeds(B, 0, T);
     if (from === 0) feeds.input_ids = this.i64(windows);
     else {
@@ -244,7 +251,7 @@ export class Engine {
       }
       if (want.streams) for (let k = from === 0 ? 0 : from + 1; k <= L; k++) r.streams[k] = part(`stream.${k}`, b, T * D);
       if (want.nll) r.nll = part('nll', b, T).subarray(0, T - 1);
-      if (want.logits) r.logits = part('logits', b, T * V);
+      if (want.logits) r.logits = part('logits', b, T * V).subarray(want.logits === 'last' ? (T - 1) * V : 0);
       return r;
     });
   }
@@ -318,12 +325,19 @@ export class Engine {
         r.absMean[L] = view(out[`stats.absmean.${L}`].data as Float32Array, b, D);
         checkFinite(sumOf(r.absMean[L]), `the mean magnitude of the stream at layer boundary ${L}`);
       });
-      if (want.nll || want.logits) {
-        const { nll, logits } = await this.vocabPass(out.normed.data as Float32Array, windows, !!want.logits);
+      const normed = out.normed.data as Float32Array; // [B·T·D]
+      if (want.nll || want.logits === true) {
+        const { nll, logits } = await this.vocabPass(normed, windows, want.logits === true);
         windows.forEach((_, b) => {
           if (want.nll) results[b].nll = view(nll, b, T).subarray(0, T - 1);
           if (want.logits) results[b].logits = logits![b];
         });
+      } else if (want.logits === 'last') {
+        // The head on each window's last row alone ([B·D]): generation's cost is the layers', not V·T logits.
+        const last = new Float32Array(B * D);
+        windows.forEach((_, b) => last.set(normed.subarray(((b + 1) * T - 1) * D, (b + 1) * T * D), b * D));
+        const { logits } = await this.vocabPass(last, windows.map((w) => [w[T - 1]]), true);
+        windows.forEach((_, b) => (results[b].logits = logits![b]));
       }
     }
     onStep?.(steps, steps);
@@ -405,17 +419,6 @@ export class Engine {
     return { nll, logits };
   }
 
-  /** Refuse what needs every layer resident (a KV cache) on a streamed engine. */
-  private needWholeGraph(what: string): void {
-    if (this.execution === 'streamed') {
-      throw new LopperError(
-        'unsupported-config',
-        `${what} needs the whole model in one graph, and this one runs layer by layer (its fp32 weights, ${(parameterCount(this.checkpoint) * 4 / 2 ** 30).toFixed(2)} GiB, exceed the ${(WHOLE_GRAPH_BUDGET / 2 ** 30).toFixed(1)} GiB a whole graph may hold)`,
-        this.checkpoint.source,
-      );
-    }
-  }
-
   /** Logits [T, V] for one window. */
   async logits(window: readonly number[]): Promise<Float32Array> {
     return (await this.pass([window], { logits: true }))[0].logits!;
@@ -439,13 +442,13 @@ export class Engine {
    * Runs the decoder-with-past graph with transformers.js's IO (logits at every position).
    */
   async continuationLogprobs(context: readonly number[], continuations: readonly (readonly number[])[]): Promise<number[]> {
-    this.needWholeGraph('shared-context scoring (a KV cache)');
     const { numLayers: L, numKvHeads: Hkv, headDim: hd, vocabSize: V } = this.checkpoint.config;
     const C = context.length;
     if (C === 0) throw new LopperError('bad-input', 'the context must have at least one token (BOS)');
     if (continuations.some((c) => c.length === 0)) throw new LopperError('bad-input', 'a continuation has no tokens');
     this.checkIds([context]);
     for (const c of continuations) this.checkIds([c]);
+    if (this.execution === 'streamed') return this.continuationLogprobsLayerByLayer(context, continuations);
     const session = await this.session({ kind: 'decode', io: 'transformers' }, 'ops');
     const ort = this.runtime.ort;
     const ids = (rows: number[][]) => this.i64(rows);
@@ -488,6 +491,25 @@ export class Engine {
     return sums;
   }
 
+  /**
+   * continuationLogprobs layer by layer, where no KV cache can be kept: one window per
+   * continuation, context + continuation padded at its end (causal attention keeps padding
+   * from changing what precedes it), and the continuation's NLL summed (float64 log-sum-exp).
+   */
+  private async continuationLogprobsLayerByLayer(context: readonly number[], continuations: readonly (readonly number[])[]): Promise<number[]> {
+    const C = context.length;
+    const T = C + Math.max(...continuations.map((c) => c.length));
+    const windows = continuations.map((c) => [...context, ...c, ...new Array<number>(T - C - c.length).fill(0)]);
+    const results = await this.pass(windows, { nll: true });
+    return continuations.map((c, j) => {
+      const nll = results[j].nll!; // nll[i] = −log p(window[i + 1] | window[..i])
+      let sum = 0;
+      for (let t = 0; t < c.length; t++) sum -= nll[C - 1 + t];
+      checkFinite(sum, "a continuation's log-likelihood");
+      return sum;
+    });
+  }
+
   /** Perplexity of a text's token ids under the protocol of text/windows.ts. */
   async perplexity(ids: readonly number[], W: number, opts: { maxWindows?: number; batch?: number; onProgress?: Progress } = {}): Promise<PerplexityResult> {
     const windows = cutWindows(ids, W, opts.maxWindows);
@@ -495,9 +517,9 @@ export class Engine {
     const batch = this.execution === 'streamed' ? windows.length : (opts.batch ?? 1);
     let nllSum = 0;
     let tokens = 0;
-    // Streamed, progress comes per layer: as a share of the windows, short of the end until it is.
+    // Streamed, progress comes per layer: as a fraction of the windows, short of the end until it is.
     const onStep: Progress | undefined =
-      this.execution === 'streamed' ? (d, t) => opts.onProgress?.(Math.min(windows.length - 1, Math.floor((windows.length * d) / t)), windows.length) : undefined;
+      this.execution === 'streamed' ? (d, t) => d < t && opts.onProgress?.((windows.length * d) / t, windows.length) : undefined;
     for (let i = 0; i < windows.length; i += batch) {
       const nlls = (await this.pass(windows.slice(i, i + batch), { nll: true }, undefined, onStep)).map((r) => r.nll!);
       nlls.forEach((nll, j) => {
@@ -514,14 +536,30 @@ export class Engine {
     return { ppl, tokens, windows: windows.length, nllSum };
   }
 
-  /** Generate after `prompt` (token ids, BOS included) with a KV cache; yields each new id. */
+  /**
+   * Generate after `prompt` (token ids, BOS included); yields each new id. The whole graph
+   * decodes with a KV cache; layer by layer, where no cache is kept, each new token runs the
+   * sequence so far through every layer again (the same fp32 numbers; for short generations
+   * the cost is widening each layer's weights per token, not the attention).
+   */
   async *generate(prompt: readonly number[], opts: GenerateOptions = {}): AsyncGenerator<number> {
-    this.needWholeGraph('generation (a KV cache)');
     const c = this.checkpoint.config;
     if (prompt.length === 0) throw new LopperError('bad-input', 'the prompt must have at least one token (BOS)');
     this.checkIds([prompt]);
     const maxTokens = Math.min(opts.maxTokens ?? 256, c.maxPositions - prompt.length);
     const sample = makeSampler(opts);
+    if (this.execution === 'streamed') {
+      const sequence = [...prompt];
+      for (let n = 0; n < maxTokens; n++) {
+        const logits = (await this.pass([sequence], { logits: 'last' }))[0].logits!; // [V]
+        checkFinite(sumOf(logits), `the logits of generated token ${n + 1}`);
+        const next = sample(logits);
+        if (next === c.eosTokenId && opts.stopAtEos !== false) return;
+        yield next;
+        sequence.push(next);
+      }
+      return;
+    }
     const session = await this.session({ kind: 'decode' });
     const past = this.emptyPast(1, 'past');
     let input = [...prompt];

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import * as ortWeb from 'onnxruntime-web';
-import type { Runtime } from './ort';
+import { WEB_WHOLE_GRAPH_BUDGET, type Runtime } from './ort';
 
 /** onnxruntime-web's WASM build, run in Node: the same code path the browser's WASM backend takes. */
 export function webWasmRuntime(threads = 0): Runtime {
@@ -12,5 +12,6 @@ export function webWasmRuntime(threads = 0): Runtime {
     sessionOptions: { executionProviders: ['wasm'], graphOptimizationLevel: 'all' },
     // GroupQueryAttention's WASM kernel is about 2× slower than the plain-ops attention here.
     fusedAttention: false,
+    wholeGraphBudget: WEB_WHOLE_GRAPH_BUDGET,
   };
 }

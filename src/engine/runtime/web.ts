@@ -6,7 +6,7 @@
  */
 import * as ort from 'onnxruntime-web/webgpu';
 import wasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
-import type { Runtime } from './ort';
+import { WEB_WHOLE_GRAPH_BUDGET, type Runtime } from './ort';
 
 ort.env.wasm.wasmPaths = { wasm: wasmUrl };
 
@@ -29,5 +29,6 @@ export function browserRuntime(backend: Backend): Runtime {
     // WASM: the plain-ops attention (GroupQueryAttention's WASM kernel is ~2× slower);
     // WebGPU: the fused kernel.
     fusedAttention: backend === 'webgpu',
+    wholeGraphBudget: WEB_WHOLE_GRAPH_BUDGET,
   };
 }

@@ -8,6 +8,7 @@
  * checked against it); `CatalogEntry.bytes` is the approximate total of all its files.
  * Parameter counts are exact, computed from each model's shape (tied embeddings counted once).
  */
+import type { LlamaShape } from '../model/config';
 
 /** The Hugging Face hub: the default base URL. */
 export const HUB = 'https://huggingface.co';
@@ -26,6 +27,18 @@ export interface CatalogFile {
   revision?: string;
 }
 
+/** A model's shape as its published config gives it (what the device check needs before any download). */
+export type CatalogShape = LlamaShape;
+
+/** A shape with the usual Llama flags: no biases, no q/k norms. */
+const llama = (s: Omit<LlamaShape, 'qkvBias' | 'oBias' | 'mlpBias' | 'qkNorm'> & Partial<LlamaShape>): LlamaShape => ({
+  qkvBias: false,
+  oBias: false,
+  mlpBias: false,
+  qkNorm: false,
+  ...s,
+});
+
 /** One downloadable model. */
 export interface CatalogEntry {
   /** Stable id (used in URLs and settings). */
@@ -42,6 +55,8 @@ export interface CatalogEntry {
   revision: string;
   /** The files to download (see CatalogFile.role). */
   files: CatalogFile[];
+  /** The shape (the published config's fields, or the llama2.c header's): checked against the download. */
+  shape: CatalogShape;
   /** Parameter count (exact, from the model's shape). */
   params: number;
   /** Approximate total download size in bytes. */
@@ -62,7 +77,7 @@ const LLAMA2_TOKENIZER_REPO = 'Xenova/llama2.c-stories15M';
 const LLAMA2_TOKENIZER_JSON_BYTES = 1_842_767; // approximate (the Llama 2 tokenizer.json)
 
 /** A karpathy/tinyllamas model with the Llama 2 tokenizer: exact .bin size from its shape. */
-function tinyStories(id: string, params: number, binBytes: number, shape: string): CatalogEntry {
+function tinyStories(id: string, params: number, binBytes: number, shape: string, dims: CatalogShape): CatalogEntry {
   return {
     id,
     name: id,
@@ -74,6 +89,7 @@ function tinyStories(id: string, params: number, binBytes: number, shape: string
       { path: `${id}.bin`, bytes: binBytes, role: 'model' },
       { path: 'tokenizer.json', role: 'tokenizer', repo: LLAMA2_TOKENIZER_REPO, revision: 'main' },
     ],
+    shape: dims,
     params,
     bytes: binBytes + LLAMA2_TOKENIZER_JSON_BYTES,
     license: 'MIT',
@@ -109,6 +125,7 @@ export const CATALOG: CatalogEntry[] = [
       { path: 'stories260K/stories260K.bin', bytes: 1_056_540, role: 'model' },
       { path: 'stories260K/tok512.bin', bytes: 6_227, role: 'tokenizer' },
     ],
+    shape: llama({ hiddenSize: 64, intermediateSize: 172, numLayers: 5, numHeads: 8, numKvHeads: 4, headDim: 8, vocabSize: 512, tieWordEmbeddings: true }),
     params: 260_032,
     bytes: 1_056_540 + 6_227,
     license: 'MIT',
@@ -118,11 +135,11 @@ export const CATALOG: CatalogEntry[] = [
     note: 'Tiny: loads in a blink, good for trying things out.',
   },
   // stories15M: 288/768/6 layers/6 heads/seq 256 → 7 int32 + 15,204,000 fp32 (incl. RoPE tables)
-  tinyStories('stories15M', 15_191_712, 60_816_028, 'dim 288, hidden 768, 6 layers, 6 heads, seq 256'),
+  tinyStories('stories15M', 15_191_712, 60_816_028, 'dim 288, hidden 768, 6 layers, 6 heads, seq 256', llama({ hiddenSize: 288, intermediateSize: 768, numLayers: 6, numHeads: 6, numKvHeads: 6, headDim: 48, vocabSize: 32000, tieWordEmbeddings: true })),
   // stories42M: 512/1376/8 layers/8 heads/seq 1024 → 7 int32 + 41,755,136 fp32
-  tinyStories('stories42M', 41_689_600, 167_020_572, 'dim 512, hidden 1376, 8 layers, 8 heads, seq 1024'),
+  tinyStories('stories42M', 41_689_600, 167_020_572, 'dim 512, hidden 1376, 8 layers, 8 heads, seq 1024', llama({ hiddenSize: 512, intermediateSize: 1376, numLayers: 8, numHeads: 8, numKvHeads: 8, headDim: 64, vocabSize: 32000, tieWordEmbeddings: true })),
   // stories110M: 768/2048/12 layers/12 heads/seq 1024 → 7 int32 + 109,595,392 fp32
-  tinyStories('stories110M', 109_529_856, 438_381_596, 'dim 768, hidden 2048, 12 layers, 12 heads, seq 1024'),
+  tinyStories('stories110M', 109_529_856, 438_381_596, 'dim 768, hidden 2048, 12 layers, 12 heads, seq 1024', llama({ hiddenSize: 768, intermediateSize: 2048, numLayers: 12, numHeads: 12, numKvHeads: 12, headDim: 64, vocabSize: 32000, tieWordEmbeddings: true })),
   {
     id: 'SmolLM2-135M',
     name: 'SmolLM2-135M',
@@ -131,6 +148,7 @@ export const CATALOG: CatalogEntry[] = [
     repo: 'HuggingFaceTB/SmolLM2-135M',
     revision: 'main',
     files: hfFiles(),
+    shape: llama({ hiddenSize: 576, intermediateSize: 1536, numLayers: 30, numHeads: 9, numKvHeads: 3, headDim: 64, vocabSize: 49152, tieWordEmbeddings: true }),
     params: 134_515_008, // hidden 576, 30 layers, 9 heads / 3 kv heads, vocab 49152, tied
     bytes: 271_200_000, // bf16 safetensors ≈ 269.0 MB + tokenizer ≈ 2.1 MB
     license: 'Apache-2.0',
@@ -144,10 +162,41 @@ export const CATALOG: CatalogEntry[] = [
     repo: 'HuggingFaceTB/SmolLM2-360M',
     revision: 'main',
     files: hfFiles(),
+    shape: llama({ hiddenSize: 960, intermediateSize: 2560, numLayers: 32, numHeads: 15, numKvHeads: 5, headDim: 64, vocabSize: 49152, tieWordEmbeddings: true }),
     params: 361_821_120, // hidden 960, 32 layers, 15 heads / 5 kv heads, vocab 49152, tied
     bytes: 725_800_000, // bf16 safetensors ≈ 723.6 MB + tokenizer ≈ 2.1 MB
     license: 'Apache-2.0',
     source: 'huggingface.co/HuggingFaceTB/SmolLM2-360M — Hugging Face TB research (base model, bf16 safetensors)',
+  },
+  {
+    id: 'Qwen2.5-0.5B',
+    name: 'Qwen2.5-0.5B',
+    family: 'Qwen2.5',
+    format: 'hf',
+    repo: 'Qwen/Qwen2.5-0.5B',
+    revision: 'main',
+    files: hfFiles(),
+    shape: llama({ hiddenSize: 896, intermediateSize: 4864, numLayers: 24, numHeads: 14, numKvHeads: 2, headDim: 64, vocabSize: 151936, tieWordEmbeddings: true, qkvBias: true }),
+    params: 494_032_768, // hidden 896, 24 layers, 14 heads / 2 kv heads, q/k/v biases, vocab 151936, tied
+    bytes: 995_000_000, // bf16 safetensors ≈ 988 MB + tokenizer ≈ 7 MB
+    license: 'Apache-2.0',
+    source: 'huggingface.co/Qwen/Qwen2.5-0.5B — the Qwen team, Alibaba Cloud (base model, bf16 safetensors)',
+    note: 'About 1 GB to download; runs layer by layer in the tab.',
+  },
+  {
+    id: 'Qwen3-0.6B',
+    name: 'Qwen3-0.6B',
+    family: 'Qwen3',
+    format: 'hf',
+    repo: 'Qwen/Qwen3-0.6B',
+    revision: 'main',
+    files: hfFiles(),
+    shape: llama({ hiddenSize: 1024, intermediateSize: 3072, numLayers: 28, numHeads: 16, numKvHeads: 8, headDim: 128, vocabSize: 151936, tieWordEmbeddings: true, qkNorm: true }),
+    params: 596_049_920, // hidden 1024, 28 layers, 16 heads / 8 kv heads of 128, q/k norms, vocab 151936, tied
+    bytes: 1_204_000_000, // bf16 safetensors of this shape ≈ 1.19 GB + tokenizer ≈ 11 MB
+    license: 'Apache-2.0',
+    source: 'huggingface.co/Qwen/Qwen3-0.6B — the Qwen team, Alibaba Cloud (post-trained, bf16 safetensors)',
+    note: 'About 1.2 GB to download; runs layer by layer in the tab.',
   },
   {
     id: 'TinyLlama-1.1B',
@@ -157,11 +206,12 @@ export const CATALOG: CatalogEntry[] = [
     repo: 'TinyLlama/TinyLlama-1.1B-Chat-v1.0',
     revision: 'main',
     files: hfFiles(),
+    shape: llama({ hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, headDim: 64, vocabSize: 32000, tieWordEmbeddings: false }),
     params: 1_100_048_384, // hidden 2048, 22 layers, 32 heads / 4 kv heads, vocab 32000, untied
     bytes: 2_202_000_000, // bf16 safetensors ≈ 2.20 GB + tokenizer ≈ 1.8 MB
     license: 'Apache-2.0',
     source: 'huggingface.co/TinyLlama/TinyLlama-1.1B-Chat-v1.0 — the TinyLlama project (3T-token pretraining + chat fine-tune)',
-    note: 'About 2.2 GB to download and ~4.4 GB of memory in fp32: needs a roomy device.',
+    note: 'About 2.2 GB to download and about 3 GB of memory: runs layer by layer in the tab.',
   },
   {
     id: 'Llama-3.2-1B',
@@ -171,12 +221,28 @@ export const CATALOG: CatalogEntry[] = [
     repo: 'meta-llama/Llama-3.2-1B',
     revision: 'main',
     files: hfFiles(),
+    shape: llama({ hiddenSize: 2048, intermediateSize: 8192, numLayers: 16, numHeads: 32, numKvHeads: 8, headDim: 64, vocabSize: 128256, tieWordEmbeddings: true }),
     params: 1_235_814_400, // hidden 2048, 16 layers, 32 heads / 8 kv heads, vocab 128256, tied
     bytes: 2_480_800_000, // bf16 safetensors ≈ 2.47 GB + tokenizer ≈ 9.1 MB
     license: 'Llama 3.2 Community License',
     gated: true,
     source: 'huggingface.co/meta-llama/Llama-3.2-1B — Meta (base model, bf16 safetensors)',
-    note: 'Gated: accept the license on huggingface.co, then give a Hugging Face access token (kept only in this browser).',
+    note: 'Gated: accept the license on huggingface.co, then give a Hugging Face access token (kept only in this browser). About 2.5 GB to download and about 3.3 GB of memory: runs layer by layer.',
+  },
+  {
+    id: 'SmolLM2-1.7B',
+    name: 'SmolLM2-1.7B',
+    family: 'SmolLM2',
+    format: 'hf',
+    repo: 'HuggingFaceTB/SmolLM2-1.7B',
+    revision: 'main',
+    files: hfFiles(),
+    shape: llama({ hiddenSize: 2048, intermediateSize: 8192, numLayers: 24, numHeads: 32, numKvHeads: 32, headDim: 64, vocabSize: 49152, tieWordEmbeddings: true }),
+    params: 1_711_376_384, // hidden 2048, 24 layers, 32 heads / 32 kv heads, vocab 49152, tied
+    bytes: 3_425_000_000, // bf16 safetensors ≈ 3.42 GB + tokenizer ≈ 2.1 MB
+    license: 'Apache-2.0',
+    source: 'huggingface.co/HuggingFaceTB/SmolLM2-1.7B — Hugging Face TB research (base model, bf16 safetensors)',
+    note: 'The largest here: about 3.4 GB to download and about 4.3 GB of memory, layer by layer.',
   },
 ];
 

@@ -11,6 +11,8 @@ export interface Generation {
   text: string;
   tokens: number;
   tokensPerSecond: number;
+  /** the weights and decoding used (TokenEvent.weights) */
+  weights: string;
   running: boolean;
   done: boolean;
   error: string | null;
@@ -19,7 +21,7 @@ export interface Generation {
 /** The generation panel's settings: the worker's, less the model and backend the app fills in. */
 export type GenerateOptions = Omit<GenerateSettings, 'model' | 'backend'>;
 
-const fresh = (): Generation => ({ text: '', tokens: 0, tokensPerSecond: 0, running: false, done: false, error: null });
+const fresh = (): Generation => ({ text: '', tokens: 0, tokensPerSecond: 0, weights: '', running: false, done: false, error: null });
 
 export class GenerationStore {
   /** one column per model */
@@ -60,11 +62,12 @@ export class GenerationStore {
           g.text = t.text;
           g.tokens = t.tokens;
           g.tokensPerSecond = t.tokensPerSecond;
+          g.weights = t.weights;
         },
       });
       try {
         const r = await call.promise;
-        Object.assign(g, { text: r.text, tokens: r.tokens, tokensPerSecond: r.tokensPerSecond, done: true });
+        Object.assign(g, { text: r.text, tokens: r.tokens, tokensPerSecond: r.tokensPerSecond, weights: r.weights, done: true });
       } catch (e) {
         g.error = isCancel(e) ? 'stopped' : (e as Error).message;
         if (!isCancel(e)) app.banner.fail(e, () => this.generateAll(opts), 'Generation');

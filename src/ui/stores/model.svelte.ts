@@ -137,7 +137,9 @@ export class ModelStore {
     this.job.cancel();
     this.lastSource = source;
     this.app.banner.clear();
-    const call = this.job.start('load', { source, backend: this.backend, force }, `Loading ${name ?? describe(source)}`);
+    const { windows, window, memoryGiB } = this.app.settings;
+    const request = { source, backend: this.backend, force, workload: { windows, window }, memoryBytes: memoryGiB === null ? undefined : memoryGiB * 2 ** 30 };
+    const call = this.job.start('load', request, `Loading ${name ?? describe(source)}`);
     await this.job.settle(
       call,
       (summary) => {

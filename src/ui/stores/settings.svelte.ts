@@ -53,7 +53,7 @@ export interface CustomText {
 }
 
 /** Every URL parameter the settings read and write (writeUrl replaces exactly these). */
-const URL_PARAMS = ['model', 'tokenizer', 'backend', 'metric', 'layers', 'mode', 'fold', 'windows', 'window', 'calib', 'eval', 'skipFirst', 'skipLast', 'seed'] as const;
+const URL_PARAMS = ['model', 'tokenizer', 'backend', 'metric', 'layers', 'mode', 'fold', 'windows', 'window', 'calib', 'eval', 'skipFirst', 'skipLast', 'seed', 'memory'] as const;
 
 function intParam(q: URLSearchParams, name: string, min: number, fallback: number): number {
   const v = Number(q.get(name));
@@ -84,6 +84,11 @@ export class Settings {
   skipLast = $state<number | null | undefined>(undefined);
   /** the random metric's seed (only the random metric reads it, so only it sends one) */
   seed = $state(0);
+  /**
+   * GiB of memory the device check plans for in place of what the browser reports (null: the
+   * device's figure). Only from the URL (?memory=2): for a tab that must stay small, and tests.
+   */
+  memoryGiB = $state<number | null>(null);
   /** built-in text id, or 'custom' */
   calib = $state(DEFAULT_CALIB);
   eval = $state(DEFAULT_EVAL);
@@ -112,6 +117,8 @@ export class Settings {
     this.skipFirst = optIntParam(q, 'skipFirst');
     this.skipLast = optIntParam(q, 'skipLast');
     this.seed = intParam(q, 'seed', 0, 0);
+    const memory = Number(q.get('memory'));
+    this.memoryGiB = q.get('memory') && Number.isFinite(memory) && memory > 0 ? memory : null;
     const calib = q.get('calib');
     this.calib = calib && (calib === 'custom' || textById(calib)) ? calib : DEFAULT_CALIB;
     const ev = q.get('eval');
@@ -137,6 +144,7 @@ export class Settings {
     if (opt(this.skipFirst) !== undefined) p.skipFirst = String(this.skipFirst);
     if (opt(this.skipLast) !== undefined) p.skipLast = String(this.skipLast);
     if (this.metric === 'random') p.seed = String(this.seed);
+    if (this.memoryGiB !== null) p.memory = String(this.memoryGiB);
     return p;
   }
 
