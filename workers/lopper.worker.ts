@@ -15,7 +15,7 @@ import { LopperError } from '../src/engine/errors';
 import type { Checkpoint } from '../src/engine/model/checkpoint';
 import { applyPlan } from '../src/engine/prune/apply';
 import { chooseExecution, Engine, liveSessions } from '../src/engine/runtime/engine';
-import { flopsPerToken } from '../src/engine/runtime/memory';
+import { flopsPerToken } from '../src/engine/model/cost';
 import { browserRuntime } from '../src/engine/runtime/web';
 import { fetchToStore } from '../src/engine/store/download';
 import { getResult, putResult, resultKey } from '../src/engine/store/cache';

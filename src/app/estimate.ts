@@ -8,7 +8,7 @@
  */
 import type { LlamaShape } from '../engine/model/config';
 import type { Mode } from '../engine/prune/options';
-import { flopsPerToken } from '../engine/runtime/memory';
+import { flopsPerToken } from '../engine/model/cost';
 
 export interface RunPlanSize {
   windows: number;

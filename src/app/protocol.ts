@@ -10,7 +10,7 @@ import type { Fold, Metric, Mode } from '../engine/prune/options';
 import type { Plan } from '../engine/prune/plan';
 import type { ExportFormat } from '../engine/export';
 import type { Execution } from '../engine/runtime/engine';
-import type { MemoryNeeds, Workload } from '../engine/runtime/memory';
+import type { MemoryNeeds, Workload } from '../engine/model/cost';
 import type { RunTimings } from './run';
 import type { Backend } from '../engine/runtime/web';
 import type { DownloadProgress } from '../engine/store/download';
@@ -215,7 +215,7 @@ export interface DeviceCheck {
   fits: boolean;
   /** needs.totalBytes */
   estimatedBytes: number;
-  /** what the model takes, part by part, with the execution the engine will choose (src/engine/runtime/memory.ts) */
+  /** what the model takes, part by part, with the execution the engine will choose (src/engine/model/cost.ts) */
   needs: MemoryNeeds;
   /** the windows the estimate is for (the run settings' calibration windows and window length) */
   workload: Workload;

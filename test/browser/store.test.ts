@@ -258,6 +258,17 @@ describe('fetchToStore', () => {
     expect((await listStored()).map((i) => i.label).sort()).toEqual(['stories260K: stories260K/stories260K.bin', 'stories260K: stories260K/tok512.bin']);
   });
 
+  it('leaves out an optional file the mirror does not hold (a 404); a missing required file is an error naming it', async () => {
+    const e = catalogEntry('stories260K')!;
+    const absent = { path: 'stories260K/tokenizer_config.json', role: 'tokenizer' as const };
+    const files = await fetchEntry(localMirrorBase(), { ...e, files: [...e.files, { ...absent, optional: true }] });
+    expect([...files.keys()]).toEqual(['stories260K/stories260K.bin', 'stories260K/tok512.bin']);
+    await expect(fetchEntry(localMirrorBase(), { ...e, files: [...e.files, absent] })).rejects.toMatchObject({
+      code: 'not-found',
+      file: 'stories260K: stories260K/tokenizer_config.json',
+    });
+  });
+
   it('cancels mid-download keeping the bytes, then resumes with a Range request', async () => {
     const stored = await cancelPartWay();
     expect(await getStoredFile(BIN)).toBeUndefined();

@@ -1,6 +1,6 @@
 /**
  * The catalog against the published configs, and what each catalog model takes in the tab
- * (src/engine/runtime/memory.ts) with the device check built on it (workers/lib/device.ts):
+ * (src/engine/model/cost.ts) with the device check built on it (workers/lib/device.ts):
  * - every Hugging Face entry's parameter count is its published config's (../shared/configs),
  *   and its download size that many bf16 weights (within 2%, tokenizer included);
  * - on onnxruntime-web every model above 1 GiB of fp32 weights runs layer by layer, and then
@@ -16,7 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { expectedTensors } from '../../src/engine/model/checkpoint';
 import { numel } from '../../src/engine/model/tensor';
 import { executionFor } from '../../src/engine/runtime/engine';
-import { flopsPerToken, memoryNeeds } from '../../src/engine/runtime/memory';
+import { flopsPerToken, memoryNeeds } from '../../src/engine/model/cost';
 import { runFlops } from '../../src/app/estimate';
 import { WEB_WHOLE_GRAPH_BUDGET } from '../../src/engine/runtime/ort';
 import { CATALOG, catalogEntry } from '../../src/engine/store/catalog';

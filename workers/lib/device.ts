@@ -5,7 +5,7 @@
  */
 import type { LlamaShape } from '../../src/engine/model/config';
 import { executionFor } from '../../src/engine/runtime/engine';
-import { memoryNeeds, type Workload } from '../../src/engine/runtime/memory';
+import { memoryNeeds, type Workload } from '../../src/engine/model/cost';
 import { WEB_WHOLE_GRAPH_BUDGET } from '../../src/engine/runtime/ort';
 import type { Backend, DeviceCheck, DeviceInfo } from '../../src/app/protocol';
 
@@ -80,7 +80,7 @@ const WASM_MEMORY = 4 * GiB;
 /**
  * Whether a model fits this device on `backend`, running `workload`, with the execution the
  * engine will choose (engine.ts executionFor on onnxruntime-web's budget): the memory it needs
- * (runtime/memory.ts) against what the device reports (or `memoryBytes` where the person set
+ * (model/cost.ts) against what the device reports (or `memoryBytes` where the person set
  * a figure), the runtime's share against WebAssembly's 4 GiB, and, on WebGPU, the largest
  * buffer one run feeds against the adapter's limits. Each problem names the numbers.
  */

@@ -14,7 +14,7 @@ import { catalogEntry, type CatalogEntry } from '../../src/engine/store/catalog'
 import { fetchEntry, fetchToStore, labelFor, type DownloadProgress as StoreProgress } from '../../src/engine/store/download';
 import { HfTokenizer, parseJsonObject } from '../../src/engine/text/hf-tokenizer';
 import type { Backend, DeviceCheck, ModelSource, ModelSummary } from '../../src/app/protocol';
-import type { Workload } from '../../src/engine/runtime/memory';
+import type { Workload } from '../../src/engine/model/cost';
 import { checkDevice, deviceInfo, type ModelFootprint } from './device';
 import { checkAbort } from './cancel';
 import type { Tracker } from './progress';

@@ -49,7 +49,7 @@ export interface LlamaConfig {
   layerTypes?: string[];
 }
 
-/** What a model's tensors and their sizes follow from (expectedTensors, runtime/memory.ts): a config's shape fields. */
+/** What a model's tensors and their sizes follow from (expectedTensors, model/cost.ts): a config's shape fields. */
 export type LlamaShape = Pick<
   LlamaConfig,
   'hiddenSize' | 'intermediateSize' | 'numLayers' | 'numHeads' | 'numKvHeads' | 'headDim' | 'vocabSize' | 'tieWordEmbeddings' | 'qkvBias' | 'oBias' | 'mlpBias' | 'qkNorm'

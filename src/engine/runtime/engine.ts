@@ -6,7 +6,7 @@ import { elements, numel, toFloat32, widenInto } from '../model/tensor';
 import { ropeTables } from '../model/rope';
 import { cutWindows } from '../text/windows';
 import type { Runtime } from './ort';
-import { HEAD_SLICE_FLOATS, STREAM_GROUP_TOKENS } from './memory';
+import { HEAD_SLICE_FLOATS, STREAM_GROUP_TOKENS, type Execution } from '../model/cost';
 import { makeSampler, type SamplerOptions } from './sampler';
 
 /** Per-window calibration statistics, computed inside the graph. */
@@ -70,10 +70,11 @@ interface RopeTable {
  * weights are inputs, fed layer after layer (widened to fp32 from their storage dtype for that
  * layer only) on every window, then the LM head in slices of its rows, so the runtime holds one
  * layer's weights or one slice of the head at any moment; the embedding rows are gathered
- * outside the runtime. Passes, statistics, streams, NLL and logits are the same either way;
- * generation and shared-context scoring (KV cache) need the whole graph.
+ * outside the runtime. Passes, statistics, streams, NLL, logits, generation and shared-context
+ * scoring give the same numbers either way (layer by layer there is no KV cache: a new token
+ * runs the sequence again). The type's home is model/cost.ts, with what each one costs.
  */
-export type Execution = 'whole' | 'streamed';
+export type { Execution };
 
 /**
  * fp32 weight bytes above which a model is streamed: a whole graph holds its weights in fp32

@@ -25,6 +25,8 @@ export interface CatalogFile {
   repo?: string;
   /** Revision for `repo` (default: the entry's revision when the repo is the entry's, else 'main'). */
   revision?: string;
+  /** The model loads without it (a repository or mirror that lacks it answers 404, and it is left out). */
+  optional?: boolean;
 }
 
 /** A model's shape as its published config gives it (what the device check needs before any download). */
@@ -107,7 +109,8 @@ function hfFiles(): CatalogFile[] {
     { path: 'config.json', role: 'config' },
     { path: 'model.safetensors', role: 'weights' },
     { path: 'tokenizer.json', role: 'tokenizer' },
-    { path: 'tokenizer_config.json', role: 'tokenizer' },
+    // special tokens and chat template; tokenizer.json alone tokenizes
+    { path: 'tokenizer_config.json', role: 'tokenizer', optional: true },
   ];
 }
 

@@ -157,6 +157,7 @@ export interface EntryProgress extends DownloadProgress {
 /**
  * All files of a catalog entry from `base` (HUB or a mirror), one after another, as
  * path → Blob. Exact catalog sizes are checked (expectedBytes); labels read "name: path".
+ * An optional file the repository does not hold is left out of the map.
  */
 export async function fetchEntry(
   base: string,
@@ -173,8 +174,12 @@ export async function fetchEntry(
       label: fileLabel(entry, file),
       expectedBytes: file.bytes,
       onProgress: opts.onProgress && ((p) => opts.onProgress!({ ...p, index, count })),
+    }).catch((e: unknown) => {
+      // An optional file the repository does not hold (a 404) is left out; anything else is an error.
+      if (file.optional && e instanceof LopperError && e.code === 'not-found') return null;
+      throw e;
     });
-    out.set(file.path, blob);
+    if (blob) out.set(file.path, blob);
   }
   return out;
 }

@@ -1,5 +1,6 @@
 /**
- * What a model will take in memory on an Engine, before anything is downloaded: the weights
+ * What a model costs on an Engine: the memory it will take, before anything is downloaded,
+ * and the floating-point operations of a token. The memory: before anything is downloaded: the weights
  * as stored, the engine's own buffers and what the runtime (onnxruntime's WebAssembly memory,
  * or a GPU's buffers) holds at once. The device check (workers/lib/device.ts) compares these
  * figures with what the device reports; bench:app prints them beside the measured ones.
@@ -11,9 +12,14 @@
  * and their copy in the runtime, the activations of one group of ~1024 tokens, one slice of
  * the LM head (≤ 2^26 floats of weights and of logits) — whatever the number of layers.
  */
-import { expectedTensors, layerPrefix } from '../model/checkpoint';
-import type { LlamaShape } from '../model/config';
-import type { Execution } from './engine';
+import { expectedTensors, layerPrefix } from './checkpoint';
+import type { LlamaShape } from './config';
+
+/**
+ * How an Engine runs its passes (runtime/engine.ts): 'whole', one graph holding every weight
+ * in fp32, or 'streamed', one decoder layer at a time.
+ */
+export type Execution = 'whole' | 'streamed';
 
 /** The most floats one slice of the streamed LM head holds (engine.ts headSliceFloats' default). */
 export const HEAD_SLICE_FLOATS = 2 ** 26;
