@@ -15,7 +15,7 @@ import { LopperError } from '../src/engine/errors';
 import type { Checkpoint } from '../src/engine/model/checkpoint';
 import { applyPlan } from '../src/engine/prune/apply';
 import { chooseExecution, Engine, liveSessions } from '../src/engine/runtime/engine';
-import { flopsPerToken } from '../src/engine/model/cost';
+import { decodeWeightsFor, flopsPerToken } from '../src/engine/model/cost';
 import { browserRuntime } from '../src/engine/runtime/web';
 import { fetchToStore } from '../src/engine/store/download';
 import { getResult, putResult, resultKey } from '../src/engine/store/cache';
@@ -284,9 +284,12 @@ async function engineFor(v: Variant, backend: Backend): Promise<Engine> {
   const key = `${v}:${backend}`;
   let engine = engines.get(key);
   if (!engine) {
-    engine = new Engine(variantModel(v), runtimeFor(backend));
+    const ck = variantModel(v);
+    const runtime = runtimeFor(backend);
+    const decodeWeights = decodeWeightsFor(ck.config, chooseExecution(ck, runtime.wholeGraphBudget), backend);
+    engine = new Engine(ck, runtime, { decodeWeights });
     // A streamed engine keeps a layer's fp32 weights and a head slice in its buffers (and the
-    // runtime's copy): one at a time, not one per model.
+    // runtime's copy), an 8-bit decoder its session: one at a time, not one per model.
     if (engine.execution === 'streamed') await dropEngines();
     engines.set(key, engine);
   }
@@ -380,8 +383,9 @@ async function generate(
     return full.startsWith(promptText) ? full.slice(promptText.length) : full;
   };
   const rate = () => ids.length / Math.max(1e-3, (performance.now() - t0) / 1000);
-  // Layer by layer no KV cache is kept: each token runs the sequence through every layer again.
-  const weights = engine.execution === 'streamed' ? 'fp32, layer by layer, no KV cache' : 'fp32, KV cache';
+  // Layer by layer with fp32 weights no KV cache is kept: each token runs the sequence through every layer again.
+  const weights =
+    engine.decodeWeights === 'q8' ? '8-bit weights, KV cache' : engine.execution === 'streamed' ? 'fp32, layer by layer, no KV cache' : 'fp32, KV cache';
   for await (const id of engine.generate(prompt, { maxTokens: s.maxTokens, temperature: s.temperature, topK: s.topK, seed: s.seed })) {
     ids.push(id);
     checkAbort(signal);

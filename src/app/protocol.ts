@@ -217,6 +217,8 @@ export interface DeviceCheck {
   estimatedBytes: number;
   /** what the model takes, part by part, with the execution the engine will choose (src/engine/model/cost.ts) */
   needs: MemoryNeeds;
+  /** how generation will decode (model/cost.ts decodeWeightsFor): 8-bit weights with the WebAssembly memory they take, or fp32 */
+  decode: { weights: 'fp32' | 'q8'; runtimeBytes: number | null };
   /** the windows the estimate is for (the run settings' calibration windows and window length) */
   workload: Workload;
   /** what the device reports (navigator.deviceMemory), or the figure set by hand (?memory=) */

@@ -27,6 +27,7 @@ import type { Page, Worker } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadHfFolder } from '../../src/engine/formats/hf';
 import { DirSource } from '../../src/engine/formats/node-source';
+import { decodeWeightsFor } from '../../src/engine/model/cost';
 import { numel, toFloat32, type Tensor } from '../../src/engine/model/tensor';
 import { catalogEntry } from '../../src/engine/store/catalog';
 import { lopper } from '../helpers/cli';
@@ -107,6 +108,7 @@ for (const c of chosen) {
     let crashed = false;
     const row: Row = { id: c.id, downloadToReady: NaN, calibTokPerS: NaN, pplTokPerS: NaN, decodeTokPerS: NaN, peakRss: NaN, wasmMemory: NaN };
     let cli: { removed: number[]; scales: number[] } | null = null;
+    let runSeconds = NaN;
 
     beforeAll(async () => {
       work = mkdtempSync(path.join(tmpdir(), `lopper-e2e-${c.id}-`));
@@ -184,6 +186,7 @@ for (const c of chosen) {
       await browser.shot('calibrating');
       await waitForResults(p, 1_800_000);
       const seconds = (Date.now() - t0) / 1000;
+      runSeconds = seconds;
       await browser.shot('results');
       const ppl = await perplexities(p);
       const removed = await removedLayers(p);
@@ -206,6 +209,19 @@ for (const c of chosen) {
       expect(await errorText(p)).toBeNull();
     }, 1_800_000);
 
+    it('estimates the next run’s time from the speed this one showed', async () => {
+      const p = page();
+      // The same setup estimated before pressing Run: change the setup (two windows), read the estimate, change it back.
+      await p.getByTestId('run-panel').locator('input[name=windows]').fill('2');
+      const estimate = p.getByTestId('run-estimate');
+      await expect.poll(() => estimate.getAttribute('data-seconds').catch(() => ''), { timeout: 10_000 }).toMatch(/^\d/);
+      const seconds = Number(await estimate.getAttribute('data-seconds'));
+      console.log(`[e2e] ${c.id}: ${await estimate.innerText()} (${seconds.toFixed(1)} s for 2 windows; the run with 1 took ${runSeconds.toFixed(1)} s)`);
+      expect(seconds).toBeGreaterThan(0);
+      await p.getByTestId('run-panel').locator('input[name=windows]').fill(String(SETUP.windows));
+      await expect.poll(() => p.getByTestId('result-stale').count(), { timeout: 10_000 }).toBe(0);
+    });
+
     it(`generates ${c.tokens} tokens with the dense and both pruned models`, async () => {
       const p = page();
       const texts = await generate(p, { prompt: 'Once upon a time', tokens: c.tokens }, 1_800_000);
@@ -213,7 +229,9 @@ for (const c of chosen) {
       expect(Object.keys(texts).sort()).toEqual(['baseline', 'dense', 'prunecomp']);
       const rates = await p.getByTestId('generate').locator('[data-testid$="-rate"]').allInnerTexts();
       console.log(`[e2e] ${c.id}: generation ${JSON.stringify(rates)}`);
-      for (const r of rates) expect(r).toMatch(new RegExp(`^${c.tokens} tokens · [\\d.]+ tokens/s · fp32, layer by layer, no KV cache`));
+      // 8-bit weights with a KV cache where that decoder fits WebAssembly's memory, else fp32 layer by layer
+      const how = decodeWeightsFor(entry.shape, 'streamed', 'wasm') === 'q8' ? '8-bit weights, KV cache' : 'fp32, layer by layer, no KV cache';
+      for (const r of rates) expect(r).toMatch(new RegExp(`^${c.tokens} tokens · [\\d.]+ tokens/s · ${how}`));
       row.decodeTokPerS = Math.min(...rates.map((r) => Number(/([\d.]+) tokens\/s/.exec(r)![1])));
       await wasmMemory();
     }, 1_800_000);

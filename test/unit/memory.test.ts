@@ -16,7 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { expectedTensors } from '../../src/engine/model/checkpoint';
 import { numel } from '../../src/engine/model/tensor';
 import { executionFor } from '../../src/engine/runtime/engine';
-import { flopsPerToken, memoryNeeds } from '../../src/engine/model/cost';
+import { decodeWeightsFor, flopsPerToken, memoryNeeds, q8DecoderBytes, q8DecoderRuntimeBytes } from '../../src/engine/model/cost';
 import { runFlops } from '../../src/app/estimate';
 import { WEB_WHOLE_GRAPH_BUDGET } from '../../src/engine/runtime/ort';
 import { CATALOG, catalogEntry } from '../../src/engine/store/catalog';
@@ -124,5 +124,17 @@ describe('the catalog and the memory each model takes in the tab', () => {
     // calibration: the baseline's pass, one per removal step, the baseline's curve; evaluation: 2 windows × 3 models
     expect(runFlops(e.shape, run)).toBe(3 * 128 * flopsPerToken(e.shape, 128, false) + 3 * 2 * 128 * flopsPerToken(e.shape, 128, true));
     expect(runFlops(e.shape, { ...run, mode: 'baseline' })).toBe(2 * 128 * flopsPerToken(e.shape, 128, false) + 2 * 2 * 128 * flopsPerToken(e.shape, 128, true));
+  });
+
+  it('generation decodes 8-bit where that decoder fits WebAssembly memory (estimated no lower than bench:scale measured), else fp32', () => {
+    const llama = catalogEntry('Llama-3.2-1B')!.shape;
+    expect(q8DecoderBytes(llama) / catalogEntry('Llama-3.2-1B')!.params).toBeCloseTo(1.0, 1);
+    expect(q8DecoderRuntimeBytes(llama)).toBeGreaterThan(3.45e9); // measured: 3.45 GB of WebAssembly memory
+    expect(decodeWeightsFor(llama, 'streamed', 'wasm')).toBe('q8');
+    expect(decodeWeightsFor(llama, 'streamed', 'webgpu')).toBe('fp32');
+    expect(decodeWeightsFor(catalogEntry('SmolLM2-135M')!.shape, 'whole', 'wasm')).toBe('fp32');
+    expect(decodeWeightsFor(catalogEntry('SmolLM2-1.7B')!.shape, 'streamed', 'wasm')).toBe('fp32'); // 3 × 1.71 GB > 4 GiB
+    const rows = Object.keys(CONFIGS).map((id) => `${id} ${decodeWeightsFor(catalogEntry(id)!.shape, executionFor(catalogEntry(id)!.params, WEB_WHOLE_GRAPH_BUDGET), 'wasm')}`);
+    console.log(`[memory] generation on WASM: ${rows.join(', ')}`);
   });
 });

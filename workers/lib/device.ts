@@ -5,7 +5,7 @@
  */
 import type { LlamaShape } from '../../src/engine/model/config';
 import { executionFor } from '../../src/engine/runtime/engine';
-import { memoryNeeds, type Workload } from '../../src/engine/model/cost';
+import { decodeWeightsFor, memoryNeeds, q8DecoderRuntimeBytes, WASM_MEMORY_BYTES, type Workload } from '../../src/engine/model/cost';
 import { WEB_WHOLE_GRAPH_BUDGET } from '../../src/engine/runtime/ort';
 import type { Backend, DeviceCheck, DeviceInfo } from '../../src/app/protocol';
 
@@ -74,8 +74,6 @@ export interface ModelFootprint {
   weightBytes: number;
 }
 
-/** WebAssembly (32-bit) memory: onnxruntime-web's WASM backend holds everything it computes in it. */
-const WASM_MEMORY = 4 * GiB;
 
 /**
  * Whether a model fits this device on `backend`, running `workload`, with the execution the
@@ -87,6 +85,8 @@ const WASM_MEMORY = 4 * GiB;
 export function checkDevice(model: ModelFootprint, backend: Backend, info: DeviceInfo, workload: Workload, memoryBytes: number | null = null): DeviceCheck {
   const execution = executionFor(model.parameters, WEB_WHOLE_GRAPH_BUDGET);
   const needs = memoryNeeds(model.shape, model.weightBytes, model.parameters, execution, workload);
+  const decodeWeights = decodeWeightsFor(model.shape, execution, backend);
+  const decode = { weights: decodeWeights, runtimeBytes: decodeWeights === 'q8' ? q8DecoderRuntimeBytes(model.shape) : null };
   const available = memoryBytes ?? info.deviceMemoryBytes;
   const how = execution === 'streamed' ? 'layer by layer' : 'as one graph';
   const problems: string[] = [];
@@ -97,7 +97,7 @@ export function checkDevice(model: ModelFootprint, backend: Backend, info: Devic
         (memoryBytes !== null ? `the memory set for this device is ${formatBytes(available)}` : `this device reports ${formatBytes(available)}`),
     );
   }
-  if (backend === 'wasm' && needs.runtimeBytes > WASM_MEMORY) {
+  if (backend === 'wasm' && needs.runtimeBytes > WASM_MEMORY_BYTES) {
     problems.push(`WebAssembly has 4 GiB of memory and the WASM backend needs about ${formatBytes(needs.runtimeBytes)} run ${how}`);
   }
   if (backend === 'webgpu') {
@@ -115,6 +115,7 @@ export function checkDevice(model: ModelFootprint, backend: Backend, info: Devic
     fits: problems.length === 0,
     estimatedBytes: needs.totalBytes,
     needs,
+    decode,
     workload,
     deviceMemoryBytes: available,
     memorySetByHand: memoryBytes !== null,

@@ -28,7 +28,11 @@ export class GraphBuilder {
   private counter = 0;
   private domains = new Set<string>();
 
-  constructor(private readonly name: string) {}
+  /** `opset`: the default domain's opset (default OPSET; 21 for blocked DequantizeLinear). */
+  constructor(
+    private readonly name: string,
+    private readonly opset = OPSET,
+  ) {}
 
   private fresh(hint: string): string {
     return `${hint}_${this.counter++}`;
@@ -48,6 +52,12 @@ export class GraphBuilder {
   /** A float32 weight. */
   weight(name: string, dims: number[], data: Float32Array): string {
     this.inits.push({ name, elemType: ElemType.FLOAT, dims, raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    return name;
+  }
+
+  /** A weight of any element type from its little-endian bytes (quantized weights: uint8 blocks). */
+  rawWeight(name: string, elemType: ElemType, dims: number[], raw: Uint8Array): string {
+    this.inits.push({ name, elemType, dims, raw });
     return name;
   }
 
@@ -172,6 +182,6 @@ export class GraphBuilder {
   }
 
   private modelOptions() {
-    return { opset: OPSET, domains: Object.fromEntries([...this.domains].map((d) => [d, 1])) };
+    return { opset: this.opset, domains: Object.fromEntries([...this.domains].map((d) => [d, 1])) };
   }
 }

@@ -4,6 +4,7 @@ import type { LlamaConfig } from '../model/config';
 import { numel, toFloat32, widenInto, type Tensor } from '../model/tensor';
 import { ropeInvFreq } from '../model/rope';
 import { ElemType, GraphBuilder } from './builder';
+import { quantizeQ8, type Q8Weight } from './quantize';
 
 /**
  * What a graph computes. Both run the same decoder; they differ in inputs and outputs.
@@ -38,7 +39,10 @@ import { ElemType, GraphBuilder } from './builder';
  *
  * decode: generation with a KV cache. Inputs input_ids [B,T] at positions P..P+T−1,
  *   past.{i}.key/value [B,Hkv,P,hd] (P may be 0), the attention inputs. Outputs logits
- *   [B,V] of the last position and present.{i}.key/value [B,Hkv,P+T,hd].
+ *   [B,V] of the last position and present.{i}.key/value [B,Hkv,P+T,hd]. With weights 'q8'
+ *   every linear map, the embedding and the LM head hold 8-bit rows (graph/quantize.ts),
+ *   dequantized as they are used (the embedding's gathered rows; a tied head reads the
+ *   embedding's codes): about one byte a parameter, for generation where fp32 does not fit.
  *
  * decode with io 'transformers': the decoder-with-past graph transformers.js runs for a
  *   Llama-family model (export/onnx.ts), ops attention only. Inputs input_ids [B,T],
@@ -63,7 +67,7 @@ export type Program =
   | { kind: 'layer'; stats?: boolean }
   | { kind: 'head'; stats?: boolean }
   | { kind: 'vocab'; logits?: boolean }
-  | { kind: 'decode'; io?: 'engine' | 'transformers' };
+  | { kind: 'decode'; io?: 'engine' | 'transformers'; weights?: 'fp32' | 'q8' };
 export type AttentionImpl = 'ops' | 'fused';
 
 export function programKey(p: Program, attention: AttentionImpl): string {
@@ -74,7 +78,9 @@ export function programKey(p: Program, attention: AttentionImpl): string {
       : p.kind === 'decode'
       ? p.io === 'transformers'
         ? 'decode_transformers'
-        : 'decode'
+        : p.weights === 'q8'
+          ? 'decode_q8'
+          : 'decode'
       : `window${p.from ?? 0}_${outs(p)}${p.streams ? 'X' : ''}`;
   return `${what}_${attention}`;
 }
@@ -202,9 +208,15 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   const weightsIn = program.kind === 'layer' || program.kind === 'head';
   let lead = ''; // 'layer': the [B, T] of stream_in, to shape a Gemm's [B·T, out] back
   const param = (name: string, wt: GraphWeight) => (weightsIn ? g.input(name, ElemType.FLOAT, wt.shape) : g.weight(name, wt.shape, wt.values()));
+  const q8 = program.kind === 'decode' && program.weights === 'q8';
+  // q8: each weight widened into one reused buffer, then quantized (fresh memory costs a page fault per 4 KiB)
+  let spare = new Float32Array(0);
+  const scratch = (n: number) => (spare.length >= n ? spare : (spare = new Float32Array(n))).subarray(0, n);
+  if (q8 && hfIOOf(program)) throw new LopperError('bad-option', 'the transformers.js decoder has fp32 weights');
   /** x [B,T,in] · Wᵀ for W [out, in] → [B,T,out]. */
   const linear = (x: string, name: string, wt: GraphWeight): string => {
     const [out, inDim] = wt.shape;
+    if (q8) return q8MatMul(g, x, q8Weights(g, name, quantizeQ8(wt.values(scratch(out * inDim)), out, inDim)));
     if (!weightsIn) return g.matmul(x, g.weight(name, [inDim, out], transposed(wt.values(), out, inDim)));
     const flat = g.op('Gemm', [g.reshape(x, [-1, inDim]), g.input(name, ElemType.FLOAT, wt.shape)], { transB: 1 }); // [B·T, out]
     return g.op('Reshape', [flat, g.op('Concat', [lead, g.ints([out])], { axis: 0 })]);
@@ -236,7 +248,17 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   // ---- embedding, or the stream entering layer `from` ----
   let x: string; // X_from [B,T,D]
   let embed = '';
-  if (!streamIn) {
+  let embedQ8: Q8Names | null = null;
+  if (!streamIn && q8) {
+    // model.embed_tokens.weight [V, D] as 8-bit rows: gather each token's codes and scale, dequantize
+    const ids = g.input('input_ids', ElemType.INT64, ['B', 'T']);
+    const e = scratch(V * D);
+    widenInto(e, 0, tensor(ck, 'model.embed_tokens.weight'));
+    embedQ8 = q8Weights(g, 'embed', quantizeQ8(e, V, D));
+    const codes = g.op('Cast', [g.op('Gather', [embedQ8.q, ids], { axis: 0 })], { to: ElemType.FLOAT }); // [B,T,D]
+    const scales = g.op('Unsqueeze', [g.op('Gather', [embedQ8.scales, ids], { axis: 0 }), g.ints([2])]); // [B,T,1]
+    x = g.mul(g.op('Sub', [codes, g.scalar(128)]), scales);
+  } else if (!streamIn) {
     // model.embed_tokens.weight [V, D]
     embed = g.weight('embed', [V, D], toFloat32(tensor(ck, 'model.embed_tokens.weight')));
     x = g.op('Gather', [embed, inputIds ?? g.input('input_ids', ElemType.INT64, ['B', 'T'])], { axis: 0 });
@@ -319,8 +341,9 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
     return g;
   }
   if (decode || want.logits || want.nll) {
-    // lm_head [V, D] (the embedding when tied)
-    const logits = linear(finalNorm.y, 'lm_head', head.get('lm_head')!); // [B,T,V]
+    // lm_head [V, D] (the embedding when tied: with 8-bit weights, the embedding's own codes)
+    const logits =
+      q8 && c.tieWordEmbeddings && embedQ8 ? q8MatMul(g, finalNorm.y, embedQ8) : linear(finalNorm.y, 'lm_head', head.get('lm_head')!); // [B,T,V]
     if (decode) {
       g.output(g.op('Squeeze', [logits, g.ints([1])]), 'logits', ElemType.FLOAT, ['B', V]);
     } else {
@@ -334,6 +357,49 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
     }
   }
   return g;
+}
+
+const hfIOOf = (p: Program) => p.kind === 'decode' && p.io === 'transformers';
+
+/** An 8-bit weight's initializers (graph/quantize.ts layout), by name. */
+interface Q8Names {
+  q: string;
+  scales: string;
+  zeros: string;
+  rows: number;
+  cols: number;
+}
+
+function q8Weights(g: GraphBuilder, name: string, w: Q8Weight): Q8Names {
+  return {
+    q: g.rawWeight(`${name}.q8`, ElemType.UINT8, [w.rows, w.cols], w.q),
+    scales: g.weight(`${name}.scales`, [w.rows], w.scales),
+    zeros: g.rawWeight(`${name}.zeros`, ElemType.UINT8, [w.rows], w.zeros),
+    rows: w.rows,
+    cols: w.cols,
+  };
+}
+
+/** Rows of an 8-bit weight dequantized at once: at most 2^25 floats (128 MiB) of fp32 in flight (a 1B model's tied head takes 8 slices). */
+const Q8_SLICE_FLOATS = 2 ** 25;
+
+/**
+ * x [B,T,K] · Wᵀ for an 8-bit W [N, K] → [B,T,N]: W's rows dequantized (DequantizeLinear, axis
+ * 0) then Gemm with transB — in slices of rows for a large W (the LM head), so no more than
+ * Q8_SLICE_FLOATS of it is ever fp32.
+ */
+function q8MatMul(g: GraphBuilder, x: string, w: Q8Names): string {
+  const flat = g.reshape(x, [-1, w.cols]); // [B·T, K]
+  const rows = Math.max(1, Math.floor(Q8_SLICE_FLOATS / w.cols));
+  const parts: string[] = [];
+  for (let r0 = 0; r0 < w.rows; r0 += rows) {
+    const slice = (t: string) => (rows >= w.rows ? t : g.op('Slice', [t, g.ints([r0]), g.ints([Math.min(w.rows, r0 + rows)]), g.ints([0])]));
+    const dq = g.op('DequantizeLinear', [slice(w.q), slice(w.scales), slice(w.zeros)], { axis: 0 }); // [n, K] fp32
+    parts.push(g.op('Gemm', [flat, dq], { transB: 1 })); // [B·T, n]
+  }
+  const y = parts.length === 1 ? parts[0] : g.op('Concat', parts, { axis: 1 });
+  const lead = g.op('Slice', [g.op('Shape', [x]), g.ints([0]), g.ints([-1])]);
+  return g.op('Reshape', [y, g.op('Concat', [lead, g.ints([w.rows])], { axis: 0 })]);
 }
 
 /** The 'vocab' program (see Program): one slice of the LM head over normed streams, as lse and picked logits. */

@@ -9,6 +9,7 @@
 
 export const enum ElemType {
   FLOAT = 1,
+  UINT8 = 2,
   INT32 = 6,
   INT64 = 7,
   BOOL = 9,

@@ -112,3 +112,44 @@ export function flopsPerToken(c: LlamaShape, window: number, head: boolean): num
   const attention = 2 * c.numHeads * c.headDim * window; // QKᵀ and PV: 2 × 2·hd·(window/2) per head
   return c.numLayers * (2 * layer + attention) + (head ? 2 * c.vocabSize * c.hiddenSize : 0);
 }
+
+/** Bytes of an 8-bit weight [rows, cols] (graph/quantize.ts): a code per weight, a float32 scale and a zero point per row. */
+export function q8Bytes(rows: number, cols: number): number {
+  return rows * (cols + 4 + 1);
+}
+
+/**
+ * The 8-bit KV-cache decoder's weights (graph/llama.ts, decode with weights 'q8'): every
+ * matrix 8-bit (a tied head reads the embedding's codes), norms and biases fp32. About one
+ * byte a parameter.
+ */
+export function q8DecoderBytes(c: LlamaShape): number {
+  let bytes = 0;
+  for (const [, shape] of expectedTensors(c)) bytes += shape.length === 2 ? q8Bytes(shape[0], shape[1]) : F32 * shape[0];
+  return bytes;
+}
+
+/**
+ * WebAssembly memory the 8-bit decoder takes on onnxruntime-web: about 2.8× its weights — the
+ * model bytes copied in, the session's initializers, a tied head's row slices, one slice
+ * dequantized (Llama-3.2-1B: 3.45 GB for 1.24 GB of 8-bit weights, bench:scale --decode) — taken
+ * as 3×.
+ */
+export function q8DecoderRuntimeBytes(c: LlamaShape): number {
+  return 3 * q8DecoderBytes(c);
+}
+
+/** WebAssembly (32-bit) memory: onnxruntime-web's WASM backend holds everything it computes in it. */
+export const WASM_MEMORY_BYTES = 4 * 2 ** 30;
+
+/**
+ * The weights generation decodes with on onnxruntime-web's `backend` (runtime/engine.ts
+ * DecodeWeights): fp32 with a KV cache where the model runs as one graph; layer by layer on
+ * WASM, 8-bit with a KV cache where that decoder fits WebAssembly's memory (about 6× the tokens/s
+ * of fp32 layer by layer for Llama-3.2-1B), else fp32 layer by layer (no cache); on WebGPU fp32
+ * layer by layer.
+ */
+export function decodeWeightsFor(c: LlamaShape, execution: Execution, backend: 'wasm' | 'webgpu'): 'fp32' | 'q8' {
+  if (execution === 'whole' || backend !== 'wasm') return 'fp32';
+  return q8DecoderRuntimeBytes(c) < WASM_MEMORY_BYTES ? 'q8' : 'fp32';
+}

@@ -92,6 +92,9 @@ export function executionFor(parameters: number, budgetBytes: number = WHOLE_GRA
   return parameters * 4 > budgetBytes ? 'streamed' : 'whole';
 }
 
+/** How generation's decoder holds its weights (Engine.decodeWeights). */
+export type DecodeWeights = 'fp32' | 'q8';
+
 /** onnxruntime sessions the engine holds open now, over all Engines of this thread (released by dispose()). */
 let openSessions = 0;
 export const liveSessions = (): number => openSessions;
@@ -108,6 +111,13 @@ export class Engine {
   /** Whole graph or layer by layer (see Execution; default chooseExecution). */
   readonly execution: Execution;
 
+  /**
+   * The weights generation decodes with: 'fp32' (a KV cache on the whole graph; layer by layer
+   * without one), or 'q8' (every layer resident as 8-bit weights with a KV cache, whatever the
+   * execution: generation where fp32 does not fit; graph/quantize.ts).
+   */
+  readonly decodeWeights: DecodeWeights;
+
   /** Streamed: the most floats of LM-head weights, or of logits, one slice of the head holds (vocabPass). */
   readonly headSliceFloats: number;
   /** Streamed: about how many tokens (whole windows, at least one) go through a layer or a head slice in one run. */
@@ -116,8 +126,9 @@ export class Engine {
   constructor(
     readonly checkpoint: Checkpoint,
     readonly runtime: Runtime,
-    opts: { attention?: AttentionImpl; execution?: Execution; headSliceFloats?: number; streamGroupTokens?: number } = {},
+    opts: { attention?: AttentionImpl; execution?: Execution; headSliceFloats?: number; streamGroupTokens?: number; decodeWeights?: DecodeWeights } = {},
   ) {
+    this.decodeWeights = opts.decodeWeights ?? 'fp32';
     this.attention = opts.attention ?? attentionFor(checkpoint.config, runtime.fusedAttention);
     this.execution = opts.execution ?? runtime.execution ?? chooseExecution(checkpoint, runtime.wholeGraphBudget);
     this.headSliceFloats = opts.headSliceFloats ?? HEAD_SLICE_FLOATS;
@@ -538,10 +549,11 @@ export class Engine {
   }
 
   /**
-   * Generate after `prompt` (token ids, BOS included); yields each new id. The whole graph
-   * decodes with a KV cache; layer by layer, where no cache is kept, each new token runs the
-   * sequence so far through every layer again (the same fp32 numbers; for short generations
-   * the cost is widening each layer's weights per token, not the attention).
+   * Generate after `prompt` (token ids, BOS included); yields each new id. The decoder keeps a
+   * KV cache (fp32 weights on the whole graph, or 8-bit weights with decodeWeights 'q8'); layer
+   * by layer with fp32 weights no cache is kept: each new token runs the sequence so far through
+   * every layer again (the same fp32 numbers; for short generations the cost is widening each
+   * layer's weights per token, not the attention).
    */
   async *generate(prompt: readonly number[], opts: GenerateOptions = {}): AsyncGenerator<number> {
     const c = this.checkpoint.config;
@@ -549,40 +561,73 @@ export class Engine {
     this.checkIds([prompt]);
     const maxTokens = Math.min(opts.maxTokens ?? 256, c.maxPositions - prompt.length);
     const sample = makeSampler(opts);
-    if (this.execution === 'streamed') {
+    const stop = (id: number) => id === c.eosTokenId && opts.stopAtEos !== false;
+    if (this.execution === 'streamed' && this.decodeWeights === 'fp32') {
       const sequence = [...prompt];
       for (let n = 0; n < maxTokens; n++) {
         const logits = (await this.pass([sequence], { logits: 'last' }))[0].logits!; // [V]
         checkFinite(sumOf(logits), `the logits of generated token ${n + 1}`);
         const next = sample(logits);
-        if (next === c.eosTokenId && opts.stopAtEos !== false) return;
+        if (stop(next)) return;
         yield next;
         sequence.push(next);
       }
       return;
     }
-    const session = await this.session({ kind: 'decode' });
-    const past = this.emptyPast(1, 'past');
+    const decoder = await this.decoder();
     let input = [...prompt];
-    let P = 0; // tokens in the cache
     for (let n = 0; n < maxTokens; n++) {
-      const T = input.length;
-      const out = await session.run({ input_ids: this.i64([input]), ...this.attentionFeeds(1, P, T), ...past });
-      for (let i = 0; i < c.numLayers; i++) {
-        for (const kv of ['key', 'value']) {
-          past[`past.${i}.${kv}`].dispose();
-          past[`past.${i}.${kv}`] = out[`present.${i}.${kv}`];
-        }
-      }
-      P += T;
-      const logits = out.logits.data as Float32Array;
+      const logits = await decoder.step(input);
       checkFinite(sumOf(logits), `the logits of generated token ${n + 1}`);
       const next = sample(logits);
-      out.logits.dispose();
-      if (next === c.eosTokenId && opts.stopAtEos !== false) return;
+      if (stop(next)) return decoder.release();
       yield next;
       input = [next];
     }
+    decoder.release();
+  }
+
+  /**
+   * The logits after each of `ids` [T·V], fed one token at a time through the KV-cache decoder
+   * (decodeWeights: the weights generation uses) — what generation computes at each position
+   * had it chosen these tokens; the tests hold the 8-bit decoder against the fp32 engine with it.
+   */
+  async decoderLogits(ids: readonly number[]): Promise<Float32Array> {
+    this.checkIds([ids]);
+    const V = this.checkpoint.config.vocabSize;
+    const out = new Float32Array(ids.length * V);
+    const decoder = await this.decoder();
+    try {
+      for (let t = 0; t < ids.length; t++) out.set(await decoder.step([ids[t]]), t * V);
+    } finally {
+      decoder.release();
+    }
+    return out;
+  }
+
+  /** A KV-cache decoder on this engine's decode session: step(tokens) → the last position's logits [V]. */
+  private async decoder(): Promise<{ step: (input: readonly number[]) => Promise<Float32Array>; release: () => void }> {
+    const L = this.checkpoint.config.numLayers;
+    const session = await this.session({ kind: 'decode', weights: this.decodeWeights });
+    const past = this.emptyPast(1, 'past');
+    let P = 0; // tokens in the cache
+    return {
+      step: async (input) => {
+        const T = input.length;
+        const out = await session.run({ input_ids: this.i64([input]), ...this.attentionFeeds(1, P, T), ...past });
+        for (let i = 0; i < L; i++) {
+          for (const kv of ['key', 'value']) {
+            past[`past.${i}.${kv}`].dispose();
+            past[`past.${i}.${kv}`] = out[`present.${i}.${kv}`];
+          }
+        }
+        P += T;
+        const logits = (out.logits.data as Float32Array).slice();
+        out.logits.dispose();
+        return logits;
+      },
+      release: () => Object.values(past).forEach((t) => t.dispose()),
+    };
   }
 
   async dispose(): Promise<void> {
