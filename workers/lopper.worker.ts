@@ -382,12 +382,15 @@ async function generate(
     const full = ck.tokenizer.decode([...prompt, ...ids]);
     return full.startsWith(promptText) ? full.slice(promptText.length) : full;
   };
-  const rate = () => ids.length / Math.max(1e-3, (performance.now() - t0) / 1000);
+  // Tokens/s after the first token (which also pays for building the decoder and the prompt); with one token, its own rate.
+  let first = NaN;
+  const rate = () => (ids.length > 1 ? (ids.length - 1) / Math.max(1e-3, (performance.now() - first) / 1000) : ids.length / Math.max(1e-3, (performance.now() - t0) / 1000));
   // Layer by layer with fp32 weights no KV cache is kept: each token runs the sequence through every layer again.
   const weights =
     engine.decodeWeights === 'q8' ? '8-bit weights, KV cache' : engine.execution === 'streamed' ? 'fp32, layer by layer, no KV cache' : 'fp32, KV cache';
   for await (const id of engine.generate(prompt, { maxTokens: s.maxTokens, temperature: s.temperature, topK: s.topK, seed: s.seed })) {
     ids.push(id);
+    if (ids.length === 1) first = performance.now();
     checkAbort(signal);
     if (performance.now() - lastPost > 80) {
       lastPost = performance.now();
@@ -396,7 +399,7 @@ async function generate(
   }
   const text = textNow();
   onToken({ text, tokens: ids.length, tokensPerSecond: rate(), weights });
-  return { model: s.model, text, ids, tokens: ids.length, tokensPerSecond: rate(), millis: performance.now() - t0, weights };
+  return { model: s.model, text, ids, tokens: ids.length, tokensPerSecond: rate(), millis: performance.now() - t0, firstTokenMillis: first - t0, weights };
 }
 
 // ---- errors -------------------------------------------------------------------------------------

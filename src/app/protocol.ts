@@ -301,8 +301,11 @@ export interface GenerateResult {
   text: string;
   ids: number[];
   tokens: number;
+  /** after the first token (the first also pays for building the decoder and reading the prompt) */
   tokensPerSecond: number;
   millis: number;
+  /** until the first token (NaN when none came) */
+  firstTokenMillis: number;
   /** as TokenEvent.weights */
   weights: string;
 }

@@ -13,6 +13,8 @@ export interface Generation {
   tokensPerSecond: number;
   /** the weights and decoding used (TokenEvent.weights) */
   weights: string;
+  /** ms until the first token, once done */
+  firstTokenMillis: number | null;
   running: boolean;
   done: boolean;
   error: string | null;
@@ -21,7 +23,7 @@ export interface Generation {
 /** The generation panel's settings: the worker's, less the model and backend the app fills in. */
 export type GenerateOptions = Omit<GenerateSettings, 'model' | 'backend'>;
 
-const fresh = (): Generation => ({ text: '', tokens: 0, tokensPerSecond: 0, weights: '', running: false, done: false, error: null });
+const fresh = (): Generation => ({ text: '', tokens: 0, tokensPerSecond: 0, weights: '', firstTokenMillis: null, running: false, done: false, error: null });
 
 export class GenerationStore {
   /** one column per model */
@@ -67,7 +69,7 @@ export class GenerationStore {
       });
       try {
         const r = await call.promise;
-        Object.assign(g, { text: r.text, tokens: r.tokens, tokensPerSecond: r.tokensPerSecond, weights: r.weights, done: true });
+        Object.assign(g, { text: r.text, tokens: r.tokens, tokensPerSecond: r.tokensPerSecond, weights: r.weights, firstTokenMillis: r.firstTokenMillis, done: true });
       } catch (e) {
         g.error = isCancel(e) ? 'stopped' : (e as Error).message;
         if (!isCancel(e)) app.banner.fail(e, () => this.generateAll(opts), 'Generation');
