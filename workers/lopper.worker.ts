@@ -15,7 +15,8 @@ import { LopperError } from '../src/engine/errors';
 import type { Checkpoint } from '../src/engine/model/checkpoint';
 import { applyPlan } from '../src/engine/prune/apply';
 import { chooseExecution, Engine, liveSessions } from '../src/engine/runtime/engine';
-import { decodeWeightsFor, flopsPerToken } from '../src/engine/model/cost';
+import { runFlops } from '../src/app/estimate';
+import { decodeWeightsFor } from '../src/engine/model/cost';
 import { browserRuntime } from '../src/engine/runtime/web';
 import { fetchToStore } from '../src/engine/store/download';
 import { getResult, putResult, resultKey } from '../src/engine/store/cache';
@@ -184,8 +185,9 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
       timings: {
         ...out.timings,
         execution: chooseExecution(m.ck, runtimeFor(s.backend).wholeGraphBudget),
-        // the first calibration pass: every window through the dense model's layers (no head)
-        flopsPerSecond: (out.timings.calibration.tokens * flopsPerToken(m.ck.config, s.window, false)) / out.timings.calibration.seconds,
+        // the whole run's FLOPs as the estimate counts them (src/app/estimate.ts) over its time:
+        // session builds and everything else a run does are in the speed, in proportion
+        flopsPerSecond: runFlops(m.ck.config, { windows: windows.length, window: s.window, layers: s.layers, mode: s.mode, evalTokens: evalIds.length }) / ((performance.now() - t0) / 1000),
       },
     };
     // The plans are kept, not the pruned models: the stored dense model and a plan rebuild them (applyPlan).

@@ -288,8 +288,9 @@ export interface RunResult {
   plans: { baseline: Plan; prunecomp: Plan | null };
   curves: { dense: CurvePoint[]; baseline: CurvePoint[]; prunecomp: CurvePoint[] | null };
   /**
-   * how fast this device ran the dense model: its first calibration pass and its perplexity, in
-   * tokens and seconds; the backend's speed for estimates of later runs (absent in results stored before)
+   * how fast this device ran the dense model (its first calibration pass and its perplexity, in
+   * tokens and seconds) and the whole run (FLOP/s as src/app/estimate.ts counts a run's
+   * operations: what later runs' estimates divide by); absent in results stored before
    */
   timings?: RunTimings & { execution: Execution; flopsPerSecond: number };
   /** what could not be kept (storage full), in plain words */
