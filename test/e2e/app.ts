@@ -48,6 +48,8 @@ export interface LongTask {
   start: number;
   duration: number;
   script: number;
+  /** the scripts of a long frame that ran 50 ms or more: what invoked them, where */
+  scripts?: string[];
 }
 
 /**
@@ -59,8 +61,8 @@ export interface LongTask {
  */
 export async function observeLongTasks(page: Page): Promise<void> {
   await page.addInitScript(() => {
-    type Script = { duration: number; forcedStyleAndLayoutDuration?: number };
-    const w = window as unknown as { __longTasks: { start: number; duration: number; script: number }[] };
+    type Script = { duration: number; forcedStyleAndLayoutDuration?: number; invoker?: string; sourceURL?: string; sourceFunctionName?: string; sourceCharPosition?: number };
+    const w = window as unknown as { __longTasks: { start: number; duration: number; script: number; scripts?: string[] }[] };
     w.__longTasks = [];
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) w.__longTasks.push({ start: e.startTime, duration: e.duration, script: 0 });
@@ -68,7 +70,10 @@ export async function observeLongTasks(page: Page): Promise<void> {
     new PerformanceObserver((list) => {
       for (const e of list.getEntries() as (PerformanceEntry & { scripts?: Script[] })[]) {
         const script = (e.scripts ?? []).reduce((a, s) => a + s.duration, 0);
-        w.__longTasks.push({ start: e.startTime, duration: e.duration, script });
+        const scripts = (e.scripts ?? [])
+          .filter((s) => s.duration >= 50)
+          .map((s) => `${Math.round(s.duration)} ms (layout ${Math.round(s.forcedStyleAndLayoutDuration ?? 0)}): ${s.invoker} ${s.sourceFunctionName ?? ''} ${(s.sourceURL ?? '').split('/').pop()}:${s.sourceCharPosition ?? ''}`);
+        w.__longTasks.push({ start: e.startTime, duration: e.duration, script, scripts });
       }
     }).observe({ type: 'long-animation-frame', buffered: true });
   });
@@ -240,4 +245,33 @@ export async function accuracyTable(page: Page): Promise<Record<string, { tasks:
     out[key] = { tasks, avg: Number(await row.getByTestId(`avg-${key}`).getAttribute('data-value')), rp: rp ? Number(rp) : null };
   }
   return out;
+}
+
+/**
+ * The CPU time of each top-level task on the page's main thread (Chromium's trace: the
+ * thread-time duration `tdur` of CrRendererMain's RunTask events), while `during` runs. Unlike
+ * wall time, it does not grow when other threads — onnxruntime's WASM threads on a 2-core
+ * machine — take the cores: it is what the page's own work cost.
+ */
+export async function mainThreadCpu(page: Page, during: () => Promise<void>): Promise<{ cpuMs: number; wallMs: number }[]> {
+  const cdp = await page.context().newCDPSession(page);
+  type TraceEvent = { name: string; ph: string; pid: number; tid: number; dur?: number; tdur?: number; args?: { name?: string } };
+  const events: TraceEvent[] = [];
+  // (playwright-core's CDPSession types name no Tracing events; the protocol sends them)
+  const on = cdp.on.bind(cdp) as unknown as (event: string, listener: (d: { value: TraceEvent[] }) => void) => void;
+  on('Tracing.dataCollected', (d) => void events.push(...d.value));
+  await cdp.send('Tracing.start', { categories: 'toplevel,__metadata', transferMode: 'ReportEvents' });
+  try {
+    await during();
+  } finally {
+    const once = cdp.once.bind(cdp) as unknown as (event: string, listener: () => void) => void;
+    const complete = new Promise<void>((resolve) => once('Tracing.tracingComplete', resolve));
+    await cdp.send('Tracing.end');
+    await complete;
+    await cdp.detach();
+  }
+  const mains = new Set(events.filter((e) => e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`));
+  return events
+    .filter((e) => e.ph === 'X' && /RunTask$/.test(e.name) && mains.has(`${e.pid}:${e.tid}`) && e.tdur !== undefined)
+    .map((e) => ({ cpuMs: e.tdur! / 1000, wallMs: (e.dur ?? 0) / 1000 }));
 }

@@ -2,7 +2,7 @@
  * A person's whole path through the built app, in real Chromium, one browser profile from
  * start to end: pick stories260K from the local mirror and watch it download, calibrate and
  * prune 2 layers with Prune&Comp and the baseline (perplexities equal the CLI's; no
- * main-thread script over 200 ms meanwhile), generate from the dense and both pruned models,
+ * main-thread task over 200 ms of CPU meanwhile), generate from the dense and both pruned models,
  * reload (model and results come back, nothing is downloaded again; IndexedDB holds the dense
  * model once and results, no pruned model, and the pruned models rebuilt from the stored plans
  * generate the same greedy text as before the reload), go offline and reload
@@ -19,6 +19,7 @@ import {
   errorText,
   generate,
   longTasks,
+  mainThreadCpu,
   observeLongTasks,
   pageNow,
   perplexities,
@@ -115,26 +116,31 @@ describe.sequential("a person's path", () => {
 
   it('calibrates and prunes 2 layers with Prune&Comp and the baseline: the perplexities equal the CLI’s, and the page never freezes', async () => {
     const p = page();
-    // The long-task observer works: a 250 ms busy task on the main thread is recorded.
-    const busy = await p.evaluate(
-      () =>
-        new Promise<number>((resolve) =>
-          setTimeout(() => {
-            const start = performance.now();
-            while (performance.now() - start < 250);
-            resolve(start);
-          }, 0),
-        ),
-    );
+    // The measure can fail: a 250 ms busy task on the main thread is seen, in wall time and in CPU time.
+    const busyTask = () =>
+      p.evaluate(
+        () =>
+          new Promise<number>((resolve) =>
+            setTimeout(() => {
+              const start = performance.now();
+              while (performance.now() - start < 250);
+              resolve(start);
+            }, 0),
+          ),
+      );
+    let busy = 0;
+    const busyCpu = await mainThreadCpu(p, async () => void (busy = await busyTask()));
     await expect.poll(async () => (await longTasks(p)).some((t) => t.start >= busy - 1 && t.duration > 200), { timeout: 5_000 }).toBe(true);
-    await expect.poll(async () => (await longTasks(p)).some((t) => t.start >= busy - 1 && t.script > 200), { timeout: 5_000 }).toBe(true);
+    expect(Math.max(...busyCpu.map((t) => t.cpuMs))).toBeGreaterThan(200);
 
     await setUpRun(p, SETUP);
     const t0 = await pageNow(p);
-    await runButton(p).click();
-    await p.getByTestId('run-progress').waitFor({ state: 'visible', timeout: 10_000 }).catch(() => {});
-    if (await p.getByTestId('run-progress').isVisible()) await browser.shot('calibrating');
-    await waitForResults(p, 240_000);
+    const tasks = await mainThreadCpu(p, async () => {
+      await runButton(p).click();
+      await p.getByTestId('run-progress').waitFor({ state: 'visible', timeout: 10_000 }).catch(() => {});
+      if (await p.getByTestId('run-progress').isVisible()) await browser.shot('calibrating');
+      await waitForResults(p, 240_000);
+    });
     const t1 = await pageNow(p);
     await browser.shot('results');
 
@@ -155,15 +161,19 @@ describe.sequential("a person's path", () => {
       expect(await p.getByTestId(chart).count(), chart).toBeGreaterThan(0);
     }
 
-    // No main-thread JavaScript over 200 ms from pressing Run to the results on screen. The
-    // wall time of long tasks is printed, not asserted: on 2 cores that onnxruntime's threads
-    // keep busy, a frame's layout alone can take 300 ms of wall time (Chromium's trace: Layout,
-    // no script), which says what the machine did, not what the app did.
+    // No main-thread task over 200 ms of CPU from pressing Run to the results on screen. CPU
+    // time, not wall time: on 2 cores that onnxruntime's threads keep busy, a frame's layout or a
+    // short script can take several times its CPU time in wall time (Chromium's trace), which
+    // says what the machine did, not what the app did. Wall times are printed.
     const during = (await longTasks(p)).filter((t) => t.start >= t0 && t.start <= t1);
     const longest = (key: 'duration' | 'script') => Math.round(Math.max(0, ...during.map((t) => t[key])));
     console.log(`[e2e] main-thread long tasks and frames during the run: ${during.length}, longest ${longest('duration')} ms of wall time, longest script ${longest('script')} ms`);
-    const blocking = during.filter((t) => t.script > 200);
-    expect(blocking, `main-thread script over 200 ms during the run: ${JSON.stringify(blocking)}`).toEqual([]);
+    for (const t of during.filter((t) => t.script > 100)) console.log(`[e2e] a frame with ${Math.round(t.script)} ms of script: ${(t.scripts ?? []).join('; ')}`);
+    const cpu = tasks.filter((t) => t.cpuMs > 50).sort((a, b) => b.cpuMs - a.cpuMs);
+    console.log(`[e2e] main-thread tasks over 50 ms of CPU during the run: ${JSON.stringify(cpu.map((t) => [Math.round(t.cpuMs), Math.round(t.wallMs)]))} ([CPU ms, wall ms])`);
+    expect(tasks.length, 'the trace saw the main thread').toBeGreaterThan(10);
+    const blocking = tasks.filter((t) => t.cpuMs > 200);
+    expect(blocking, `main-thread tasks over 200 ms of CPU during the run: ${JSON.stringify(blocking)}`).toEqual([]);
   });
 
   it('generates from the dense model and both pruned ones', async () => {
