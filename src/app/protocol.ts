@@ -203,7 +203,7 @@ export interface DeviceInfo {
    * (SwiftShader, llvmpipe…: GPUAdapterInfo.isFallbackAdapter or its name), slower than WASM
    */
   gpu: { description: string; maxBufferSize: number; maxStorageBufferBindingSize: number; fallback: boolean } | null;
-  /** navigator.deviceMemory in bytes (Chrome caps it at 8 GiB), or null where unknown */
+  /** navigator.deviceMemory in bytes (a coarse bucket; Chrome caps it at 8 GiB on some platforms, this Chromium reads 16), or null where unknown */
   deviceMemoryBytes: number | null;
   crossOriginIsolated: boolean;
   /** WASM threads the runtime uses */

@@ -3,7 +3,7 @@
  * mirror through the worker, prune 2 layers by BI with Prune&Comp and the baseline on short
  * calibration windows, and check that the perplexities the page shows are the ones the
  * engine computes directly here for the same settings (same backend, WASM). Then generation,
- * a cancelled run, a model too large for the device, and a missing file.
+ * a cancelled run, a model too large for the memory set for the device (?memory=1), and a missing file.
  */
 import { mount, tick, unmount } from 'svelte';
 import { afterEach, beforeEach, expect, it, vi } from 'vitest';
@@ -107,7 +107,9 @@ it('loads stories260K from the mirror, prunes with Prune&Comp and the baseline, 
     'wasm',
   ]);
 
-  // Recompute (a result cached by an earlier run would otherwise show at once), watching for long main-thread tasks.
+  // Recompute (a result cached by an earlier run would otherwise show at once). Long main-thread
+  // tasks are printed, not asserted: their wall time grows with whatever else the 2 cores run;
+  // test/e2e/path.test.ts holds the built app's main-thread tasks to 200 ms of CPU time.
   const long: number[] = [];
   const observer = new PerformanceObserver((list) => list.getEntries().forEach((e) => long.push(e.duration)));
   observer.observe({ type: 'longtask', buffered: false });
@@ -125,7 +127,7 @@ it('loads stories260K from the mirror, prunes with Prune&Comp and the baseline, 
     { timeout: 90_000, interval: 50 },
   );
   observer.disconnect();
-  expect(Math.max(0, ...long), `long tasks during the run: ${long.join(', ')} ms`).toBeLessThan(200);
+  console.log(`[app] long main-thread tasks during the run (wall time): ${long.map(Math.round).join(', ') || 'none'} ms`);
 
   // Pictures are there, with their numbers.
   for (const id of ['ppl-chart', 'magnitude-chart', 'score-chart-baseline', 'score-chart-prunecomp', 'removed-table']) expect(testid(id), id).not.toBeNull();
@@ -219,11 +221,17 @@ it('a run cancelled halfway leaves the model and the app usable, with a message'
   await runToEnd();
 });
 
-it('refuses a model too large for this device before downloading it, and stays usable', async () => {
+it('refuses a model too large for the memory set for this device (?memory=1) before downloading it, and stays usable', async () => {
+  // The app as a link with ?memory=1 opens it: it plans for 1 GiB, not what the browser reports.
+  unmount(app!);
+  const url = new URL(location.href);
+  url.searchParams.set('memory', '1');
+  history.replaceState(history.state, '', url);
+  app = mount(App, { target });
   await vi.waitFor(() => expect(button('Load TinyLlama-1.1B-Chat')).toBeTruthy());
   button('Load TinyLlama-1.1B-Chat').click();
   await vi.waitFor(() => expect(testid('error-banner')?.getAttribute('data-code')).toBe('too-large'), { timeout: 20_000 });
-  expect(testid('error-message')?.textContent).toMatch(/will not fit this device: .*GiB/);
+  expect(testid('error-message')?.textContent).toMatch(/will not fit this device: it needs about \d\.\d\d GiB of memory run layer by layer .* the memory set for this device is 1\.00 GiB/);
   expect(button('Load anyway')).toBeTruthy();
   await loadStories(); // the app goes on
 });
