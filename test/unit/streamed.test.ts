@@ -191,6 +191,36 @@ describe('streamed passes', () => {
     await Promise.all([s.dispose(), w.dispose()]);
   });
 
+  test('a cancel lands within one layer: progress comes per layer, and a run aborted at its first report stops there; the engine still works', async () => {
+    const ck = randomCheckpoint({ numLayers: 6, seed: 4 });
+    const windows = [Array.from({ length: 16 }, (_, i) => (i * 7) % ck.config.vocabSize)];
+    // a pass reports after every layer (fractions of the window), then at the end
+    const steps: number[] = [];
+    const e = new Engine(ck, streamedNode);
+    await e.pass(windows, { stats: true }, undefined, (d, t) => steps.push(d / t));
+    expect(steps).toHaveLength(ck.config.numLayers + 1);
+    // compareRun on a streamed engine: cancelled at the first progress report, nothing more runs
+    const controller = new AbortController();
+    const reports: number[] = [];
+    const run = compareRun(ck, streamedNode, windows, {
+      metric: 'bi',
+      layers: 2,
+      mode: 'prunecomp',
+      fold: 'paper',
+      signal: controller.signal,
+      progress: { start: () => undefined, report: (done) => (reports.push(done), controller.abort()) },
+    });
+    await expect(run).rejects.toMatchObject({ code: 'cancelled' });
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toBeGreaterThan(0);
+    expect(reports[0]).toBeLessThan(1); // within the first pass: after its first layer
+    // and the engine carries on
+    const again: number[] = [];
+    await e.pass(windows, { stats: true }, undefined, (d) => again.push(d));
+    expect(again).toHaveLength(ck.config.numLayers + 1);
+    await e.dispose();
+  });
+
   test('the execution follows the fp32 weight size: tiny models run whole, over the budget streamed', () => {
     const ck = randomCheckpoint({ numLayers: 2, seed: 2 });
     expect(chooseExecution(ck)).toBe('whole');
