@@ -32,19 +32,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { watchWasmMemory } from '../src/engine/runtime/wasm-memory';
 
-// onnxruntime-web's WebAssembly memory, for the WASM rows: every Memory created. Installed before
-// anything imports onnxruntime-web, hence the dynamic imports below.
-const memories: WebAssembly.Memory[] = [];
-const NativeMemory = WebAssembly.Memory;
-(WebAssembly as { Memory: unknown }).Memory = new Proxy(NativeMemory, {
-  construct(target, args: [WebAssembly.MemoryDescriptor]) {
-    const m = new target(...args);
-    memories.push(m);
-    return m;
-  },
-});
-const wasmMemoryBytes = () => Math.max(0, ...memories.map((m) => m.buffer.byteLength));
+// onnxruntime-web's WebAssembly memory, for the WASM rows: watched from before anything imports
+// onnxruntime-web, hence the dynamic imports below.
+const wasmMemoryBytes = watchWasmMemory();
 
 const { compareRun } = await import('../src/app/run');
 const { writeModel } = await import('../src/cli/export');

@@ -15,6 +15,7 @@ import { LopperError } from '../src/engine/errors';
 import type { Checkpoint } from '../src/engine/model/checkpoint';
 import { applyPlan } from '../src/engine/prune/apply';
 import { chooseExecution, Engine, liveSessions } from '../src/engine/runtime/engine';
+import { watchWasmMemory } from '../src/engine/runtime/wasm-memory';
 import { runFlops } from '../src/app/estimate';
 import { decodeWeightsFor } from '../src/engine/model/cost';
 import { browserRuntime } from '../src/engine/runtime/web';
@@ -474,22 +475,12 @@ function onRequest(e: MessageEvent<Request>): void {
 
 if (!runtimeHelper) {
   scope.onmessage = onRequest;
-  // onnxruntime-web's WebAssembly memory (its threaded build creates it from JavaScript when the
-  // first WASM session opens): every Memory created here is kept, to say how large it grew.
-  const memories: WebAssembly.Memory[] = [];
-  const NativeMemory = WebAssembly.Memory;
-  (WebAssembly as { Memory: unknown }).Memory = new Proxy(NativeMemory, {
-    construct(target, args: [WebAssembly.MemoryDescriptor]) {
-      const m = new target(...args);
-      memories.push(m);
-      return m;
-    },
-  });
+  const wasmMemoryBytes = watchWasmMemory();
   // For diagnostics (the e2e tests read it through the devtools protocol): what this worker
   // holds open, and its WebAssembly memory (which never shrinks: its size now is its peak).
   (scope as unknown as { lopperDiagnostics: () => { liveSessions: number; engines: number; wasmMemoryBytes: number } }).lopperDiagnostics = () => ({
     liveSessions: liveSessions(),
     engines: engines.size,
-    wasmMemoryBytes: Math.max(0, ...memories.map((m) => m.buffer.byteLength)),
+    wasmMemoryBytes: wasmMemoryBytes(),
   });
 }
