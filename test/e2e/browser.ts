@@ -7,7 +7,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Page, type Worker } from 'playwright-core';
 import { chromiumArgs, chromiumPath } from './chromium';
 import { repoRoot } from './servers';
 
@@ -138,4 +138,12 @@ export function browserPid(profileHint: string): number {
     }
   }
   throw new Error(`no Chromium process for ${profileHint}`);
+}
+
+/** The app's own worker (the one that answers lopperDiagnostics; onnxruntime's thread workers load the same script). */
+export async function appWorker(p: Page): Promise<Worker> {
+  for (const w of p.workers()) {
+    if (await w.evaluate(() => typeof (self as unknown as { lopperDiagnostics?: unknown }).lopperDiagnostics === 'function').catch(() => false)) return w;
+  }
+  throw new Error(`no app worker among ${p.workers().length} workers`);
 }

@@ -23,7 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Page, Worker } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadHfFolder } from '../../src/engine/formats/hf';
 import { DirSource } from '../../src/engine/formats/node-source';
@@ -34,7 +34,7 @@ import { lopper } from '../helpers/cli';
 import { DATA } from '../helpers/paths';
 import { writeShapeFolder, type ShapeName } from '../helpers/real-shapes';
 import { errorText, generate, perplexities, removedLayers, runButton, setUpRun, waitForResults, waitForTestId, type RunSetup } from './app';
-import { browserPid, openBrowser, treeRss, type Browser } from './browser';
+import { appWorker, browserPid, openBrowser, treeRss, type Browser } from './browser';
 import { startPreview, type AppServer } from './servers';
 
 const GiB = 2 ** 30;
@@ -290,14 +290,6 @@ for (const c of chosen) {
       }, 1_800_000);
     }
   });
-}
-
-/** The app's own worker (the one that answers lopperDiagnostics; onnxruntime's thread workers load the same script). */
-async function appWorker(p: Page): Promise<Worker> {
-  for (const w of p.workers()) {
-    if (await w.evaluate(() => typeof (self as unknown as { lopperDiagnostics?: unknown }).lopperDiagnostics === 'function').catch(() => false)) return w;
-  }
-  throw new Error(`no app worker among ${p.workers().length} workers`);
 }
 
 /** Calibration and perplexity throughput (tokens/s) the results card reports. */

@@ -10,10 +10,10 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Page, Worker } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorText, loadFromCatalog, runButton, setUpRun, waitForResults, waitForTestId, type RunSetup } from './app';
-import { browserPid, openBrowser, treeRss, type Browser } from './browser';
+import { appWorker, browserPid, openBrowser, treeRss, type Browser } from './browser';
 import { sharedDir } from './cli';
 import { startPreview, type AppServer } from './servers';
 
@@ -68,13 +68,6 @@ describe.sequential('under load: 20 runs and a cancel', () => {
     await server?.stop();
   });
 
-  /** The app's own worker (the one that answers lopperDiagnostics; onnxruntime's thread workers load the same script). */
-  async function appWorker(p: Page): Promise<Worker> {
-    for (const w of p.workers()) {
-      if (await w.evaluate(() => typeof (self as unknown as { lopperDiagnostics?: unknown }).lopperDiagnostics === 'function').catch(() => false)) return w;
-    }
-    throw new Error(`no app worker among ${p.workers().length} workers`);
-  }
 
   async function sample(p: Page, run: string, backend: string, seconds: number): Promise<Sample> {
     const t0 = Date.now();

@@ -28,7 +28,7 @@ export class GraphBuilder {
   private counter = 0;
   private domains = new Set<string>();
 
-  /** `opset`: the default domain's opset (default OPSET; 21 for blocked DequantizeLinear). */
+  /** `opset`: the default domain's opset (default OPSET; bench:q8-matmul's blocked DequantizeLinear needs 21). */
   constructor(
     private readonly name: string,
     private readonly opset = OPSET,

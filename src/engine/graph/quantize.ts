@@ -6,9 +6,9 @@
  * row's largest magnitude.
  *
  * Why rows, not blocks: on onnxruntime-web's WASM build (1.30) a 1×2048 · 2048×8192 product
- * takes 1.4 ms in fp32, 8.3 ms through a per-row DequantizeLinear and Gemm, 28 ms with
- * com.microsoft MatMulNBits (bits 8, blocks of 32) and 32 ms through a blocked
- * DequantizeLinear (opset 21): rows are the fastest 8-bit form it runs.
+ * through a per-row DequantizeLinear and Gemm takes 7× the fp32 MatMul's time, with
+ * com.microsoft MatMulNBits (bits 8, blocks of 32) 24×, through a blocked DequantizeLinear
+ * (opset 21) 23× (npm run bench:q8-matmul): rows are the fastest 8-bit form it runs.
  */
 export interface Q8Weight {
   rows: number; // N

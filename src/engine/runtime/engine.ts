@@ -149,8 +149,9 @@ export class Engine {
     let s = this.sessions.get(key);
     if (!s) {
       const bytes = buildLlamaGraph(this.checkpoint, program, attention);
-      // The 8-bit decoder with basic graph optimizations: 'all' spends ~20 s on a 1B model's
-      // 1.2 GB of initializers and decodes no faster (1.42 vs 1.52 tok/s, onnxruntime-web WASM).
+      // The 8-bit decoder with basic graph optimizations: 'all' spent 20 s building a 1B model's
+      // session ('basic': 1 s) and decoded no faster (1.42 vs 1.52 tok/s, one run each, side by
+      // side, onnxruntime-web WASM).
       const options = program.kind === 'decode' && program.weights === 'q8' ? { ...this.runtime.sessionOptions, graphOptimizationLevel: 'basic' as const } : this.runtime.sessionOptions;
       s = this.runtime.ort.InferenceSession.create(bytes, options);
       s.then(() => openSessions++, () => undefined);
