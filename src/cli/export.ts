@@ -16,6 +16,7 @@ import {
   type ExportFormat,
   type ExportOptions,
 } from '../engine/export';
+import { parseOnnxDtypes, type OnnxDtype } from '../engine/export/onnx';
 import { zipChunks } from '../engine/export/zip';
 import { writeFolder } from '../engine/formats/hf-node';
 import { LLAMA2C_MODEL, llama2cTokenizerNote } from '../engine/formats/llama2c';
@@ -54,6 +55,13 @@ export function sizeOption(values: Record<string, unknown>, name: string): numbe
   const n = m && unit ? Math.floor(Number(m[1]) * unit) : NaN;
   if (!(n >= 1)) throw new LopperError('bad-option', `--${name} must be a size such as 5GB, 200MB or 1000000 (got "${String(v)}")`);
   return n;
+}
+
+/** --dtype of an ONNX export: fp32 (default), fp16, or both (model.onnx and model_fp16.onnx). */
+export function dtypeOption(values: Record<string, unknown>, format: ExportFormat | undefined): OnnxDtype[] | undefined {
+  if (values.dtype === undefined) return undefined;
+  if (format !== 'onnx') throw new LopperError('bad-option', '--dtype applies to --format onnx only (the other formats keep the weights\' own dtype)');
+  return parseOnnxDtypes(String(values.dtype));
 }
 
 /** Move a finished temporary folder or file onto `target` (an empty folder there is replaced). */
@@ -126,9 +134,11 @@ export async function exportCommand(argv: string[], out: (s: string) => void): P
     format: { type: 'string' },
     out: { type: 'string' },
     'max-shard-size': { type: 'string' },
+    dtype: { type: 'string' },
     json: { type: 'boolean' },
   });
   const format = formatOption(v);
+  const dtypes = dtypeOption(v, format);
   const dest = required(v, 'out');
   const maxShardSize = sizeOption(v, 'max-shard-size');
   if (maxShardSize !== undefined && format !== 'hf') throw new LopperError('bad-option', '--max-shard-size applies to --format hf only');
@@ -140,7 +150,7 @@ export async function exportCommand(argv: string[], out: (s: string) => void): P
   }
   const ck = await loadModelPath(required(v, 'model'), v.tokenizer as string | undefined);
   checkExportable(ck, format);
-  const entries = await exportFiles(ck, format, { maxShardSize });
+  const entries = await exportFiles(ck, format, { maxShardSize, dtypes });
   if (zip) await writeExportZip(dest, entries);
   else await writeExportFolder(dest, entries);
 

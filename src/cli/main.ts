@@ -6,7 +6,7 @@
  *   lopper ppl      --model MODEL --text FILE [--window W] [--max-windows K] [--json]
  *   lopper generate --model MODEL [--prompt TEXT] [--max-tokens N] [--temperature T] [--top-k K] [--seed S] [--json]
  *   lopper convert  --model MODEL --to FORMAT --out DIR (= export --format FORMAT)
- *   lopper export   --model MODEL --format hf|llama2c|onnx --out DIR|FILE.zip [--max-shard-size SIZE]
+ *   lopper export   --model MODEL --format hf|llama2c|onnx --out DIR|FILE.zip [--max-shard-size SIZE] [--dtype fp32|fp16|both]
  *   lopper prune    --model MODEL --metric M --layers N --mode MODE --calib FILE [--calib-windows K] [--window W]
  *                   [--fold paper|tied] [--eval FILE] [--out DIR [--format hf|llama2c|onnx]] [--json]
  *   lopper compare  --model MODEL --metric M --layers N --calib FILE --eval FILE [...]: baseline vs Prune&Comp
@@ -28,7 +28,7 @@ import { isMetric, METRICS, MODES, type Metric, type Mode } from '../engine/prun
 import { prune, type Plan, type PruneOptions } from '../engine/prune/plan';
 import { compareRun, textWindows, tokenizeText } from '../app/run';
 import { float, int, parse, required } from './args';
-import { checkOutDir, exportCommand, pruneOutFormat, writeModel } from './export';
+import { checkOutDir, dtypeOption, exportCommand, pruneOutFormat, writeModel } from './export';
 import { evalCommand } from './eval';
 import { TASKS } from '../engine/eval/tasks';
 
@@ -40,9 +40,10 @@ commands:
   generate  --model MODEL [--prompt TEXT] [--max-tokens N=256] [--temperature T=0] [--top-k K] [--seed S] [--json]
   convert   --model MODEL --to FORMAT --out DIR   (the same as export --format FORMAT)
   export    --model MODEL --format hf|llama2c|onnx --out DIR|FILE.zip [--max-shard-size SIZE=5GB] [--json]
+            [--dtype fp32|fp16|both]  (onnx: onnx/model.onnx, onnx/model_fp16.onnx or both; default fp32)
   prune     --model MODEL --metric METRIC --layers N --mode MODE --calib FILE
             [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--eval FILE] [--json]
-            [--out DIR [--format hf|llama2c|onnx]]  (default: the model's format; plan.json and
+            [--out DIR [--format hf|llama2c|onnx] [--dtype …]]  (default: the model's format; plan.json and
             prune-layers.txt, for llama-quantize --prune-layers, beside it)
   compare   --model MODEL --metric METRIC --layers N --calib FILE --eval FILE
             [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--json]
@@ -253,17 +254,18 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
 
   async prune(argv) {
-    const v = parse(argv, { ...pruneArgs, mode: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' } });
+    const v = parse(argv, { ...pruneArgs, mode: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' }, dtype: { type: 'string' } });
     const mode = required(v, 'mode');
     if (!(MODES as readonly string[]).includes(mode)) throw new LopperError('bad-option', `--mode must be one of ${MODES.join(', ')} (got "${mode}")`);
     const dir = v.out as string | undefined;
     if (dir !== undefined) await checkOutDir(dir);
     const { ck, runtime, window, windows, evalIds, opts } = await pruneSetup(v, false);
     const format = pruneOutFormat(v, ck, dir);
+    const dtypes = dtypeOption(v, format);
     const { plan, checkpoint } = await prune(ck, runtime, windows, { ...opts, mode: mode as Mode });
     const dense = evalIds && (await perplexityOf(ck, runtime, evalIds, window));
     const pruned = evalIds && (await perplexityOf(checkpoint, runtime, evalIds, window));
-    const model = dir === undefined ? undefined : await writeModel(checkpoint, dir, { format, plan });
+    const model = dir === undefined ? undefined : await writeModel(checkpoint, dir, { format, plan, dtypes });
     if (v.json) {
       const result = {
         model: ck.source,

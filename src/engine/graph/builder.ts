@@ -1,3 +1,4 @@
+import { f32ArrayToF16 } from '../model/tensor';
 import {
   ElemType,
   encodeModel,
@@ -5,7 +6,9 @@ import {
   type AttrValue,
   type ExternalRef,
   type GraphSpec,
+  expandChunks,
   type InitializerSpec,
+  type LazyBytes,
   type NodeSpec,
   type ValueSpec,
 } from './onnx-proto';
@@ -14,6 +17,16 @@ export { ElemType };
 
 /** The opset lopper's graphs use (ReduceMean/ReduceSum take axes as an input since 18). */
 export const OPSET = 18;
+
+/**
+ * How a graph stores its weights: float32, or float16 widened to float32 by a Cast in the
+ * graph (half the file; the arithmetic stays float32 — onnxruntime folds the Cast when it
+ * loads the model, so the session holds float32 weights).
+ */
+export type WeightType = 'fp32' | 'fp16';
+
+/** A weight's float32 values as they will be written: one array, or its parts in order (rows of a large matrix). */
+export type WeightValues = Float32Array | (() => Iterable<Float32Array>);
 
 /**
  * Builds one ONNX graph op by op. Each op returns the name of its output, so graph code
@@ -28,10 +41,14 @@ export class GraphBuilder {
   private counter = 0;
   private domains = new Set<string>();
 
-  /** `opset`: the default domain's opset (default OPSET; bench:q8-matmul's blocked DequantizeLinear needs 21). */
+  /**
+   * `opset`: the default domain's opset (default OPSET; bench:q8-matmul's blocked
+   * DequantizeLinear needs 21). `weightType`: how `weight()` stores float weights.
+   */
   constructor(
     private readonly name: string,
     private readonly opset = OPSET,
+    private readonly weightType: WeightType = 'fp32',
   ) {}
 
   private fresh(hint: string): string {
@@ -49,8 +66,33 @@ export class GraphBuilder {
     this.outputs.push({ name, elemType, dims });
   }
 
-  /** A float32 weight. */
-  weight(name: string, dims: number[], data: Float32Array): string {
+  /**
+   * A float weight, stored as the builder's weightType; returns the name of its float32
+   * value in the graph (with fp16 storage, a Cast of the initializer). Given as a function,
+   * its values are made only when the model is written, part by part, and let go after: a
+   * graph of lazy weights holds none of them (an exported model streams tensor by tensor).
+   */
+  weight(name: string, dims: number[], values: WeightValues): string {
+    const n = dims.reduce((a, b) => a * b, 1);
+    if (values instanceof Float32Array && values.length !== n) throw new Error(`weight ${name}: ${values.length} values for [${dims}]`);
+    if (this.weightType === 'fp32' && values instanceof Float32Array) return this.floats(name, dims, values);
+    const parts = values instanceof Float32Array ? () => [values] : values;
+    if (this.weightType === 'fp32') {
+      const chunks = function* () {
+        for (const v of parts()) yield new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+      };
+      this.inits.push({ name, elemType: ElemType.FLOAT, dims, raw: { byteLength: 4 * n, chunks } });
+      return name;
+    }
+    const chunks = function* () {
+      for (const v of parts()) yield new Uint8Array(f32ArrayToF16(v).buffer);
+    };
+    this.inits.push({ name: `${name}.fp16`, elemType: ElemType.FLOAT16, dims, raw: { byteLength: 2 * n, chunks } });
+    return this.op('Cast', [`${name}.fp16`], { to: ElemType.FLOAT }, name);
+  }
+
+  /** Float32 values that stay float32 whatever the weightType (RoPE frequencies, 8-bit scales). */
+  floats(name: string, dims: number[], data: Float32Array): string {
     this.inits.push({ name, elemType: ElemType.FLOAT, dims, raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
     return name;
   }
@@ -137,8 +179,11 @@ export class GraphBuilder {
     return encodeModel(this.spec(), this.modelOptions());
   }
 
-  /** The encoded model as chunks (the weights are views of the initializers): for writing it out without one more copy. */
-  encodeChunks(): { size: number; chunks: Uint8Array[] } {
+  /**
+   * The encoded model as chunks (the weights are views of the initializers, lazy ones made
+   * as the chunks are iterated): for writing it out without one more copy.
+   */
+  encodeChunks(): { size: number; chunks: Iterable<Uint8Array> } {
     const { size, chunks } = encodeModelChunks(this.spec(), this.modelOptions());
     return { size, chunks };
   }
@@ -153,12 +198,12 @@ export class GraphBuilder {
    */
   encodeExternal(opts: { location: string; chunkBytes?: number; minBytes?: number }): {
     model: Uint8Array;
-    /** each file as chunks: views of the initializers and the zero padding between them (nothing is copied) */
-    data: { location: string; size: number; chunks: Uint8Array[] }[];
+    /** each file as chunks: views of the initializers (lazy ones made as iterated) and the zero padding between them */
+    data: { location: string; size: number; chunks: Iterable<Uint8Array> }[];
   } {
     const { location, chunkBytes = Infinity, minBytes = 1024 } = opts;
     const align = (n: number) => Math.ceil(n / 16) * 16;
-    const files: { location: string; size: number; chunks: Uint8Array[] }[] = [];
+    const files: { location: string; size: number; chunks: (Uint8Array | LazyBytes)[] }[] = [];
     const refs = new Map<string, ExternalRef>();
     for (const t of this.inits) {
       if (t.raw.byteLength < minBytes) continue;
@@ -178,7 +223,7 @@ export class GraphBuilder {
       { ...spec, initializers: spec.initializers.map((t) => (refs.has(t.name) ? { ...t, external: refs.get(t.name) } : t)) },
       this.modelOptions(),
     );
-    return { model, data: files };
+    return { model, data: files.map((f) => ({ ...f, chunks: { [Symbol.iterator]: () => expandChunks(f.chunks) } })) };
   }
 
   private modelOptions() {

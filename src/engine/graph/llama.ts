@@ -1,7 +1,7 @@
 import { LopperError } from '../errors';
 import { layerPrefix, lmHeadName, tensor, type Checkpoint } from '../model/checkpoint';
 import type { LlamaConfig } from '../model/config';
-import { numel, toFloat32, widenInto, type Tensor } from '../model/tensor';
+import { numel, toFloat32, widenedRange, widenInto, type Tensor } from '../model/tensor';
 import { ropeInvFreq } from '../model/rope';
 import { ElemType, GraphBuilder } from './builder';
 import { quantizeQ8, type Q8Weight } from './quantize';
@@ -52,7 +52,9 @@ import { quantizeQ8, type Q8Weight } from './quantize';
  *   causal + padding mask from attention_mask (query t is token P+t and sees keys s ≤ P+t
  *   whose attention_mask is 1), so left-padded batches work. Dims are named as transformers.js
  *   expects (batch_size, sequence_length, past_sequence_length, total_sequence_length): it
- *   sizes the empty first cache from those names.
+ *   sizes the empty first cache from those names. With weights 'fp16' every weight is stored
+ *   as float16 and widened by a Cast (the file transformers.js loads as dtype 'fp16': half the
+ *   bytes, float32 arithmetic); the RoPE frequencies stay float32.
  *
  * Attention inputs, by implementation (S = P + T):
  *   ops:   rope_cos/rope_sin [T,hd] for positions P..P+T−1, mask [T,S] (additive, causal);
@@ -67,7 +69,7 @@ export type Program =
   | { kind: 'layer'; stats?: boolean }
   | { kind: 'head'; stats?: boolean }
   | { kind: 'vocab'; logits?: boolean }
-  | { kind: 'decode'; io?: 'engine' | 'transformers'; weights?: 'fp32' | 'q8' };
+  | { kind: 'decode'; io?: 'engine' | 'transformers'; weights?: 'fp32' | 'q8' | 'fp16' };
 export type AttentionImpl = 'ops' | 'fused';
 
 export function programKey(p: Program, attention: AttentionImpl): string {
@@ -76,11 +78,7 @@ export function programKey(p: Program, attention: AttentionImpl): string {
     p.kind === 'layer' || p.kind === 'head' || p.kind === 'vocab'
       ? `${p.kind}_${outs(p)}`
       : p.kind === 'decode'
-      ? p.io === 'transformers'
-        ? 'decode_transformers'
-        : p.weights === 'q8'
-          ? 'decode_q8'
-          : 'decode'
+      ? `decode${p.io === 'transformers' ? '_transformers' : ''}${p.weights && p.weights !== 'fp32' ? '_' + p.weights : ''}`
       : `window${p.from ?? 0}_${outs(p)}${p.streams ? 'X' : ''}`;
   return `${what}_${attention}`;
 }
@@ -119,6 +117,17 @@ export function concat(parts: Float32Array[], scales: number[]): Float32Array {
     off += p.length;
   });
   return out;
+}
+
+/** Largest part of a weight made at once when a graph's weights are written lazily (16 MiB of fp32). */
+const PART_FLOATS = 2 ** 22;
+
+/** A tensor's values widened to fp32 part by part, in order (a large matrix kept in its layout: the embedding, the LM head). */
+function widenedParts(t: Tensor): () => Iterable<Float32Array> {
+  return function* () {
+    const n = numel(t.shape);
+    for (let start = 0; start < n; start += PART_FLOATS) yield widenedRange(t, start, Math.min(PART_FLOATS, n - start));
+  };
 }
 
 /** One weight as a graph takes it: its shape and fp32 values. */
@@ -194,9 +203,13 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   const L = c.numLayers;
   const qDim = H * hd;
   const kvDim = Hkv * hd;
-  const g = new GraphBuilder(`lopper_${programKey(program, attention)}`);
   const decode = program.kind === 'decode';
   const hfIO = program.kind === 'decode' && program.io === 'transformers';
+  const fp16 = program.kind === 'decode' && program.weights === 'fp16';
+  if (fp16 && !hfIO) throw new LopperError('bad-option', "fp16 weights are for the transformers.js decoder (io 'transformers')");
+  // Weights are given as functions, made when the model is written, one at a time (graph/builder.ts):
+  // the graph holds no copy of them.
+  const g = new GraphBuilder(`lopper_${programKey(program, attention)}`, undefined, fp16 ? 'fp16' : 'fp32');
   // Layers from..to−1, then the head unless this is a 'layer' program (layer 0's slot, for any layer).
   const from = program.kind === 'window' ? (program.from ?? 0) : program.kind === 'head' ? L : 0;
   const to = program.kind === 'layer' ? 1 : L;
@@ -207,17 +220,17 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   // for 'layer' and 'head' graph inputs in Hugging Face layout [out, in], fed per run.
   const weightsIn = program.kind === 'layer' || program.kind === 'head';
   let lead = ''; // 'layer': the [B, T] of stream_in, to shape a Gemm's [B·T, out] back
-  const param = (name: string, wt: GraphWeight) => (weightsIn ? g.input(name, ElemType.FLOAT, wt.shape) : g.weight(name, wt.shape, wt.values()));
+  const param = (name: string, wt: GraphWeight) => (weightsIn ? g.input(name, ElemType.FLOAT, wt.shape) : g.weight(name, wt.shape, () => [wt.values()]));
   const q8 = program.kind === 'decode' && program.weights === 'q8';
   // q8: each weight widened into one reused buffer, then quantized (fresh memory costs a page fault per 4 KiB)
   let spare = new Float32Array(0);
   const scratch = (n: number) => (spare.length >= n ? spare : (spare = new Float32Array(n))).subarray(0, n);
-  if (q8 && hfIOOf(program)) throw new LopperError('bad-option', 'the transformers.js decoder has fp32 weights');
+  if (q8 && hfIO) throw new LopperError('bad-option', 'the transformers.js decoder has fp32 or fp16 weights');
   /** x [B,T,in] · Wᵀ for W [out, in] → [B,T,out]. */
   const linear = (x: string, name: string, wt: GraphWeight): string => {
     const [out, inDim] = wt.shape;
     if (q8) return q8MatMul(g, x, q8Weights(g, name, quantizeQ8(wt.values(scratch(out * inDim)), out, inDim)));
-    if (!weightsIn) return g.matmul(x, g.weight(name, [inDim, out], transposed(wt.values(), out, inDim)));
+    if (!weightsIn) return g.matmul(x, g.weight(name, [inDim, out], () => [transposed(wt.values(), out, inDim)]));
     const flat = g.op('Gemm', [g.reshape(x, [-1, inDim]), g.input(name, ElemType.FLOAT, wt.shape)], { transB: 1 }); // [B·T, out]
     return g.op('Reshape', [flat, g.op('Concat', [lead, g.ints([out])], { axis: 0 })]);
   };
@@ -260,7 +273,7 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
     x = g.mul(g.op('Sub', [codes, g.scalar(128)]), scales);
   } else if (!streamIn) {
     // model.embed_tokens.weight [V, D]
-    embed = g.weight('embed', [V, D], toFloat32(tensor(ck, 'model.embed_tokens.weight')));
+    embed = g.weight('embed', [V, D], widenedParts(tensor(ck, 'model.embed_tokens.weight')));
     x = g.op('Gather', [embed, inputIds ?? g.input('input_ids', ElemType.INT64, ['B', 'T'])], { axis: 0 });
   } else {
     x = g.input('stream_in', ElemType.FLOAT, ['B', 'T', D]);
@@ -334,7 +347,7 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   if (hfIO) {
     // lm_head [V, D] as stored — the embedding itself when tied, so the file holds it once —
     // through Gemm (transB) on [B·T, D], then back to [B,T,V].
-    const lmHead = c.tieWordEmbeddings ? embed : g.weight('lm_head', [V, D], head.get('lm_head')!.values());
+    const lmHead = c.tieWordEmbeddings ? embed : g.weight('lm_head', [V, D], widenedParts(tensor(ck, lmHeadName(c))));
     const flat = g.op('Gemm', [g.reshape(finalNorm.y, [-1, D]), lmHead], { transB: 1 }); // [B·T, V]
     const shape = g.op('Concat', [g.op('Shape', [inputIds!]), g.ints([V])], { axis: 0 });
     g.output(g.op('Reshape', [flat, shape]), 'logits', ElemType.FLOAT, [HF_DIMS.B, HF_DIMS.T, V]);
@@ -359,7 +372,6 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   return g;
 }
 
-const hfIOOf = (p: Program) => p.kind === 'decode' && p.io === 'transformers';
 
 /** An 8-bit weight's initializers (graph/quantize.ts layout), by name. */
 interface Q8Names {
@@ -373,7 +385,7 @@ interface Q8Names {
 function q8Weights(g: GraphBuilder, name: string, w: Q8Weight): Q8Names {
   return {
     q: g.rawWeight(`${name}.q8`, ElemType.UINT8, [w.rows, w.cols], w.q),
-    scales: g.weight(`${name}.scales`, [w.rows], w.scales),
+    scales: g.floats(`${name}.scales`, [w.rows], w.scales),
     zeros: g.rawWeight(`${name}.zeros`, ElemType.UINT8, [w.rows], w.zeros),
     rows: w.rows,
     cols: w.cols,
@@ -497,7 +509,7 @@ function ropeAndMaskFromPositions(g: GraphBuilder, c: LlamaConfig, inputIds: str
   const attentionMask = g.input('attention_mask', ElemType.INT64, [HF_DIMS.B, HF_DIMS.S]);
   const positionIds = g.input('position_ids', ElemType.INT64, [HF_DIMS.B, HF_DIMS.T]);
 
-  const invFreq = g.weight('rope_inv_freq', [c.headDim / 2], Float32Array.from(ropeInvFreq(c)));
+  const invFreq = g.floats('rope_inv_freq', [c.headDim / 2], Float32Array.from(ropeInvFreq(c)));
   const pos = g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: ElemType.FLOAT }), g.ints([-1])]); // [B,T,1]
   const theta = g.mul(pos, invFreq); // [B,T,hd/2]
   const cosHalf = g.op('Cos', [theta]);

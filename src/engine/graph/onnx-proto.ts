@@ -1,8 +1,10 @@
 /**
  * A small ONNX ModelProto encoder (protobuf wire format), enough for the graphs lopper
  * builds: nodes with attributes, raw-data initializers (inline, or in external data files
- * by ONNX's convention), typed inputs/outputs with symbolic dims. Messages are encoded as lists of byte chunks so that large weight
- * buffers are copied exactly once, into the final model bytes.
+ * by ONNX's convention), typed inputs/outputs with symbolic dims. Messages are encoded as lists
+ * of byte chunks so that large weight buffers are copied exactly once, into the final model
+ * bytes; a weight may be LazyBytes, made only when its turn comes in the output (an exported
+ * model's weights are then produced tensor by tensor and never all held at once).
  *
  * Field numbers are from onnx/onnx.proto3.
  */
@@ -28,11 +30,39 @@ export interface NodeSpec {
   domain?: string;
 }
 
+/**
+ * Bytes made when they are written: their length is known up front (messages are
+ * length-prefixed), `chunks()` produces them, in order, each time it is called.
+ */
+export interface LazyBytes {
+  byteLength: number;
+  chunks: () => Iterable<Uint8Array>;
+}
+
+export const isLazyBytes = (b: Uint8Array | LazyBytes): b is LazyBytes => !(b instanceof Uint8Array);
+
+/** The chunks of byte pieces, lazy ones made as they come; throws if one makes other than its stated length. */
+export function* expandChunks(pieces: Iterable<Uint8Array | LazyBytes>): Generator<Uint8Array> {
+  for (const p of pieces) {
+    if (!isLazyBytes(p)) {
+      yield p;
+      continue;
+    }
+    let n = 0;
+    for (const c of p.chunks()) {
+      n += c.byteLength;
+      yield c;
+    }
+    if (n !== p.byteLength) throw new Error(`a lazy weight made ${n} bytes, not the ${p.byteLength} it stated`);
+  }
+}
+
 export interface InitializerSpec {
   name: string;
   elemType: ElemType;
   dims: number[];
-  raw: Uint8Array;
+  /** the tensor's little-endian bytes, or LazyBytes that make them when written */
+  raw: Uint8Array | LazyBytes;
   /**
    * Where `raw` lives instead of inside the model (ONNX external data): a file beside the
    * model (location, relative to the model file) at a byte offset. Set, the tensor is written
@@ -64,12 +94,12 @@ export interface GraphSpec {
 
 /** A message under construction: byte chunks plus their total length. */
 class Msg {
-  chunks: Uint8Array[] = [];
+  chunks: (Uint8Array | LazyBytes)[] = [];
   length = 0;
 
-  private push(b: Uint8Array) {
+  private push(b: Uint8Array | LazyBytes) {
     this.chunks.push(b);
-    this.length += b.length;
+    this.length += b.byteLength;
   }
   private varint(v: number | bigint) {
     let x = BigInt.asUintN(64, BigInt(v));
@@ -94,9 +124,9 @@ class Msg {
     new DataView(b.buffer).setFloat32(0, v, true);
     this.push(b);
   }
-  bytes(field: number, b: Uint8Array) {
+  bytes(field: number, b: Uint8Array | LazyBytes) {
     this.key(field, 2);
-    this.varint(b.length);
+    this.varint(b.byteLength);
     this.push(b);
   }
   string(field: number, s: string) {
@@ -121,7 +151,7 @@ class Msg {
   concat(): Uint8Array {
     const out = new Uint8Array(this.length);
     let o = 0;
-    for (const c of this.chunks) {
+    for (const c of expandChunks(this.chunks)) {
       out.set(c, o);
       o += c.length;
     }
@@ -226,8 +256,11 @@ export function encodeModel(g: GraphSpec, opts: ModelOptions): Uint8Array {
   return encodeModelChunks(g, opts).concat();
 }
 
-/** The model's bytes as chunks (raw weights are views, not copies) and their total length, for streaming. */
-export function encodeModelChunks(g: GraphSpec, opts: ModelOptions): { size: number; chunks: Uint8Array[]; concat(): Uint8Array } {
+/**
+ * The model's bytes as chunks (raw weights are views, not copies; lazy ones are made as the
+ * chunks are iterated) and their total length, for streaming.
+ */
+export function encodeModelChunks(g: GraphSpec, opts: ModelOptions): { size: number; chunks: Iterable<Uint8Array>; concat(): Uint8Array } {
   const graph = new Msg();
   for (const n of g.nodes) graph.message(1, node(n));
   graph.string(2, g.name);
@@ -247,5 +280,5 @@ export function encodeModelChunks(g: GraphSpec, opts: ModelOptions): { size: num
   };
   opset('', opts.opset);
   for (const [d, v] of Object.entries(opts.domains ?? {})) opset(d, v);
-  return { size: model.length, chunks: model.chunks, concat: () => model.concat() };
+  return { size: model.length, chunks: { [Symbol.iterator]: () => expandChunks(model.chunks) }, concat: () => model.concat() };
 }

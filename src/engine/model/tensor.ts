@@ -80,12 +80,16 @@ export function f32ToBf16(x: number): number {
 /** Round-to-nearest-even float → IEEE half bits. */
 export function f32ToF16(x: number): number {
   f32Scratch[0] = x;
-  const u = u32Scratch[0];
+  return f32BitsToF16(u32Scratch[0]);
+}
+
+/** f32ToF16 of a float given by its bits (u32), so whole arrays convert through a Uint32Array view. */
+function f32BitsToF16(u: number): number {
   const sign = (u >>> 16) & 0x8000;
   const exp = (u >>> 23) & 0xff;
   let mant = u & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 31) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -101,6 +105,14 @@ export function f32ToF16(x: number): number {
   const rem = mant & 0x1fff;
   if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
   return sign | half;
+}
+
+/** Float32 values as IEEE half bits, rounded to nearest even (overflow → ±Inf, as f32ToF16). */
+export function f32ArrayToF16(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < bits.length; i++) out[i] = f32BitsToF16(bits[i]);
+  return out;
 }
 
 /** The tensor's values as float32 (a copy for f16/bf16, the same array for f32). */
@@ -121,9 +133,9 @@ export function toFloat32(t: Tensor): Float32Array {
 /** Store float values in the given dtype (rounding to nearest even). */
 export function fromFloat32(values: Float32Array, shape: number[], dtype: DType): Tensor {
   if (dtype === 'f32') return { dtype, shape, data: values };
+  if (dtype === 'f16') return { dtype, shape, data: f32ArrayToF16(values) };
   const out = new Uint16Array(values.length);
-  const conv = dtype === 'bf16' ? f32ToBf16 : f32ToF16;
-  for (let i = 0; i < values.length; i++) out[i] = conv(values[i]);
+  for (let i = 0; i < values.length; i++) out[i] = f32ToBf16(values[i]);
   return { dtype, shape, data: out };
 }
 
@@ -146,6 +158,13 @@ export function parseDType(name: string, file?: string): DType {
 
 export function dtypeName(dtype: DType): 'F32' | 'F16' | 'BF16' {
   return dtype === 'f32' ? 'F32' : dtype === 'f16' ? 'F16' : 'BF16';
+}
+
+/** Elements [start, start + n) of t widened to float32 (a new array; of a lazy tensor only those are read). */
+export function widenedRange(t: Tensor, start: number, n: number): Float32Array {
+  const out = new Float32Array(n);
+  widenInto(out, 0, { dtype: t.dtype, shape: [n], data: elements(t, start, n) });
+  return out;
 }
 
 /** Write t's values as float32, each multiplied by `scale`, into out from `offset`; returns the offset after them. */
