@@ -21,11 +21,12 @@
  *   npm run bench:scale -- --shape meta-llama__Llama-3.2-1B --windows 8 --tokens 512 --compare [--runtime wasm]
  *   npm run bench:scale -- --decode [--runtime wasm] [--shape S]
  *
- * --decode: generation instead, each shape in its own process — 16 tokens greedy after a
- * 16-token prompt with the 8-bit KV-cache decoder (what the tab uses where fp32 does not fit),
- * and 4 with fp32 layer by layer (no cache): tokens/s of each, the 8-bit session's build time,
- * the peak RSS and, on WASM, the WebAssembly memory (the 8-bit decoder is built first, so the
- * figure is its own).
+ * --decode: generation instead, each decoder of each shape in its own process — 16 tokens
+ * greedy after a 16-token prompt with the 8-bit KV-cache decoder (what the tab uses on WASM where
+ * fp32 does not fit) and with the fp16 one (WebGPU's with shader-f16; here on the CPU runtime,
+ * whose float16 products go through casts), and 4 with fp32 layer by layer (no cache): the time
+ * to the first token (the session's build and the prompt), tokens/s after it, the peak RSS and,
+ * on WASM, the WebAssembly memory each decoder took.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -74,6 +75,7 @@ const { values } = parseArgs({
     compare: { type: 'boolean' },
     'with-8b': { type: 'boolean' },
     decode: { type: 'boolean' },
+    weights: { type: 'string' },
     child: { type: 'boolean' },
   },
 });
@@ -211,46 +213,46 @@ async function benchShape(shape: ShapeName, runtimeName: string, K: number, T: n
 
 type Row = Awaited<ReturnType<typeof benchShape>>;
 
-/** --decode: the 8-bit KV-cache decoder, then fp32 layer by layer, on one shape. */
-async function benchDecode(shape: ShapeName, runtimeName: string) {
+/** --decode: one decoder ('q8', 'fp16' with a KV cache; 'fp32' layer by layer) on one shape, in this process. */
+async function benchDecode(shape: ShapeName, runtimeName: string, weights: 'q8' | 'fp16' | 'fp32') {
   const runtime = runtimeName === 'wasm' ? webWasmRuntime() : nodeRuntime();
   const ck = await loadModelPath(join(FOLDERS, shape));
   const rand = mulberry32(11);
   const prompt = [ck.config.bosTokenId, ...Array.from({ length: 15 }, () => Math.floor(rand() * Math.min(ck.config.vocabSize, 30000)))];
-  const run = async (engine: InstanceType<typeof Engine>, tokens: number) => {
-    const t = performance.now();
-    let first = NaN; // seconds to the first token: the session build and the prompt
-    let n = 0;
-    for await (const _ of engine.generate(prompt, { maxTokens: tokens, stopAtEos: false })) {
-      void _;
-      if (n++ === 0) first = since(t);
-    }
-    return { firstSeconds: first, tokS: (n - 1) / (since(t) - first) };
-  };
-  const q8Engine = new Engine(ck, runtime, { decodeWeights: 'q8' });
-  const q8 = await run(q8Engine, 16);
-  const wasmAfterQ8 = runtimeName === 'wasm' ? wasmMemoryBytes() : undefined;
-  await q8Engine.dispose();
-  const fp32Engine = new Engine(ck, runtime, { execution: 'streamed' });
-  const fp32 = await run(fp32Engine, 4);
-  await fp32Engine.dispose();
-  return { shape, runtime: runtime.name, parameters: parameterCount(ck), q8, fp32Streamed: fp32, wasmMemoryBytes: wasmAfterQ8, peakRssBytes: rssBytes() };
+  const engine = new Engine(ck, runtime, weights === 'fp32' ? { execution: 'streamed' } : { decodeWeights: weights });
+  const t = performance.now();
+  let first = NaN; // seconds to the first token: the session build and the prompt
+  let n = 0;
+  for await (const _ of engine.generate(prompt, { maxTokens: weights === 'fp32' ? 4 : 16, stopAtEos: false })) {
+    void _;
+    if (n++ === 0) first = since(t);
+  }
+  const tokS = (n - 1) / (since(t) - first);
+  const wasm = runtimeName === 'wasm' ? wasmMemoryBytes() : undefined;
+  await engine.dispose();
+  return { shape, runtime: runtime.name, weights, parameters: parameterCount(ck), firstSeconds: first, tokS, wasmMemoryBytes: wasm, peakRssBytes: rssBytes() };
 }
 
 if (values.child && values.decode) {
-  process.stdout.write(JSON.stringify(await benchDecode(values.shape as ShapeName, values.runtime ?? 'node')) + '\n');
+  process.stdout.write(JSON.stringify(await benchDecode(values.shape as ShapeName, values.runtime ?? 'node', (values.weights ?? 'q8') as 'q8' | 'fp16' | 'fp32')) + '\n');
   process.exit(0);
 }
 if (!values.child && values.decode) {
   const runtime = values.runtime ?? 'node';
   const shapes: ShapeName[] = values.shape ? [values.shape as ShapeName] : CATALOG;
-  console.log(`| shape (${runtime}) | 8-bit: first token (s) | 8-bit decode tok/s | fp32 layer by layer tok/s | ratio | peak RSS (GB) | WebAssembly memory (GB) |`);
+  const gb = (n: number | undefined) => (n === undefined ? '–' : (n / 1e9).toFixed(2));
+  console.log(`| shape (${runtime}) | decoder | first token (s) | decode tok/s | × fp32 layer by layer | peak RSS (GB) | WebAssembly memory (GB) |`);
   console.log('|---|---|---|---|---|---|---|');
   for (const shape of shapes) {
     cachedShapeFolder(shape, join(FOLDERS, shape));
-    const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/scale.ts', '--child', '--decode', '--shape', shape, '--runtime', runtime], { encoding: 'utf8', maxBuffer: 1 << 26 });
-    const r = JSON.parse(out.trim().split('\n').pop()!) as Awaited<ReturnType<typeof benchDecode>>;
-    console.log(`| ${shape} | ${r.q8.firstSeconds.toFixed(1)} | ${r.q8.tokS.toFixed(2)} | ${r.fp32Streamed.tokS.toFixed(2)} | ${(r.q8.tokS / r.fp32Streamed.tokS).toFixed(1)}× | ${(r.peakRssBytes / 1e9).toFixed(2)} | ${r.wasmMemoryBytes === undefined ? '–' : (r.wasmMemoryBytes / 1e9).toFixed(2)} |`);
+    const rows = (['fp32', 'q8', 'fp16'] as const).map((weights) => {
+      const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/scale.ts', '--child', '--decode', '--shape', shape, '--runtime', runtime, '--weights', weights], { encoding: 'utf8', maxBuffer: 1 << 26 });
+      return JSON.parse(out.trim().split('\n').pop()!) as Awaited<ReturnType<typeof benchDecode>>;
+    });
+    const label = { fp32: 'fp32 layer by layer', q8: '8-bit, KV cache', fp16: 'fp16, KV cache' };
+    for (const r of rows) {
+      console.log(`| ${shape} | ${label[r.weights]} | ${r.firstSeconds.toFixed(1)} | ${r.tokS.toFixed(2)} | ${(r.tokS / rows[0].tokS).toFixed(1)}× | ${gb(r.peakRssBytes)} | ${gb(r.wasmMemoryBytes)} |`);
+    }
   }
   process.exit(0);
 }

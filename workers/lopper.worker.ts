@@ -267,11 +267,11 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
     const m = requireModel();
     const run = req.model === 'dense' ? (last?.result ?? null) : requireRun(req.runKey);
     const ck = variantModel(req.model);
-    const base = exportBaseName(m.summary.name, req.model, req.format, run);
+    const base = exportBaseName(m.summary.name, req.model, req.format, run, req.dtype);
     const name = `${base}.zip`;
     const tracker = new Tracker([{ stage: 'export', label: `writing ${name}`, weight: 1 }], progressPoster(req.id));
     tracker.start('export');
-    const archive = await exportArchive(ck, req.format, base, signal, (sent, total) =>
+    const archive = await exportArchive(ck, req.format, req.dtype ? { dtypes: [req.dtype] } : {}, base, signal, (sent, total) =>
       tracker.report(sent, total ?? sent * 2, { label: `writing ${name}: ${mb(sent)}${total ? ` of ${mb(total)}` : ''}` }),
     );
     post({ id: req.id, type: 'stream', stream: { name, bytes: archive.bytes, stream: archive.stream } }, [archive.stream]);
@@ -289,7 +289,7 @@ async function engineFor(v: Variant, backend: Backend): Promise<Engine> {
   if (!engine) {
     const ck = variantModel(v);
     const runtime = runtimeFor(backend);
-    const decodeWeights = decodeWeightsFor(ck.config, chooseExecution(ck, runtime.wholeGraphBudget), backend);
+    const decodeWeights = decodeWeightsFor(ck.config, chooseExecution(ck, runtime.wholeGraphBudget), backend, (await deviceInfo()).gpu);
     engine = new Engine(ck, runtime, { decodeWeights });
     // A streamed engine keeps a layer's fp32 weights and a head slice in its buffers (and the
     // runtime's copy), an 8-bit decoder its session: one at a time, not one per model.
@@ -390,7 +390,13 @@ async function generate(
   const rate = () => (ids.length > 1 ? (ids.length - 1) / Math.max(1e-3, (performance.now() - first) / 1000) : ids.length / Math.max(1e-3, (performance.now() - t0) / 1000));
   // Layer by layer with fp32 weights no KV cache is kept: each token runs the sequence through every layer again.
   const weights =
-    engine.decodeWeights === 'q8' ? '8-bit weights, KV cache' : engine.execution === 'streamed' ? 'fp32, layer by layer, no KV cache' : 'fp32, KV cache';
+    engine.decodeWeights === 'q8'
+      ? '8-bit weights, KV cache'
+      : engine.decodeWeights === 'fp16'
+        ? 'fp16 weights, KV cache'
+        : engine.execution === 'streamed'
+          ? 'fp32, layer by layer, no KV cache'
+          : 'fp32, KV cache';
   for await (const id of engine.generate(prompt, { maxTokens: s.maxTokens, temperature: s.temperature, topK: s.topK, seed: s.seed })) {
     ids.push(id);
     if (ids.length === 1) first = performance.now();

@@ -9,6 +9,7 @@ import type { TaskName } from '../engine/eval/tasks';
 import type { Fold, Metric, Mode } from '../engine/prune/options';
 import type { Plan } from '../engine/prune/plan';
 import type { ExportFormat } from '../engine/export';
+import type { OnnxDtype } from '../engine/export/onnx';
 import type { Execution } from '../engine/runtime/engine';
 import type { MemoryNeeds, Workload } from '../engine/model/cost';
 import type { RunTimings } from './run';
@@ -16,7 +17,7 @@ import type { Backend } from '../engine/runtime/web';
 import type { DownloadProgress } from '../engine/store/download';
 import type { RunIdentity } from './run-identity';
 
-export type { Backend, DownloadProgress, ExportFormat, Fold };
+export type { Backend, DownloadProgress, ExportFormat, Fold, OnnxDtype };
 /** Which model a generation runs: the dense model, the baseline-pruned one, or the one the chosen mode pruned. */
 export type Variant = 'dense' | 'baseline' | 'prunecomp';
 
@@ -120,7 +121,17 @@ export interface Ops {
    * one model as a .zip: a 'stream' event carries the archive (a transferred ReadableStream
    * the page writes to disk); 'done' follows once the page has read all of it (or cancelled)
    */
-  export: { req: { model: Variant; format: ExportFormat; /** the run the pruned models come from */ runKey?: string }; result: ExportResult };
+  export: {
+    req: {
+      model: Variant;
+      format: ExportFormat;
+      /** the ONNX bundle's weights (default fp32): onnx/model.onnx or onnx/model_fp16.onnx */
+      dtype?: OnnxDtype;
+      /** the run the pruned models come from */
+      runKey?: string;
+    };
+    result: ExportResult;
+  };
 }
 export type Op = keyof Ops;
 
@@ -202,7 +213,7 @@ export interface DeviceInfo {
    * WebGPU adapter limits, when an adapter exists; `fallback`: a software adapter
    * (SwiftShader, llvmpipe…: GPUAdapterInfo.isFallbackAdapter or its name), slower than WASM
    */
-  gpu: { description: string; maxBufferSize: number; maxStorageBufferBindingSize: number; fallback: boolean } | null;
+  gpu: { description: string; maxBufferSize: number; maxStorageBufferBindingSize: number; fallback: boolean; /** the adapter offers 'shader-f16' */ shaderF16: boolean } | null;
   /** navigator.deviceMemory in bytes (a coarse bucket; Chrome caps it at 8 GiB on some platforms, this Chromium reads 16), or null where unknown */
   deviceMemoryBytes: number | null;
   crossOriginIsolated: boolean;
@@ -217,8 +228,8 @@ export interface DeviceCheck {
   estimatedBytes: number;
   /** what the model takes, part by part, with the execution the engine will choose (src/engine/model/cost.ts) */
   needs: MemoryNeeds;
-  /** how generation will decode (model/cost.ts decodeWeightsFor): 8-bit weights with the WebAssembly memory they take, or fp32 */
-  decode: { weights: 'fp32' | 'q8'; runtimeBytes: number | null };
+  /** how generation will decode (model/cost.ts decodeWeightsFor): 8-bit (WASM) or fp16 (WebGPU) weights with the WebAssembly memory they take, or fp32 */
+  decode: { weights: 'fp32' | 'q8' | 'fp16'; runtimeBytes: number | null };
   /** the windows the estimate is for (the run settings' calibration windows and window length) */
   workload: Workload;
   /** what the device reports (navigator.deviceMemory), or the figure set by hand (?memory=) */
@@ -337,10 +348,14 @@ export interface ExportResult {
   millis: number;
 }
 
-/** A file and folder name for an export: model, which model (with the run's metric and layers), format — e.g. stories260K-prunecomp-bi-2-hf. */
-export function exportBaseName(modelName: string, variant: Variant, format: ExportFormat, run: Pick<RunResult, 'settings'> | null): string {
+/**
+ * A file and folder name for an export: model, which model (with the run's metric and
+ * layers), format (and an ONNX bundle's fp16) — e.g. stories260K-prunecomp-bi-2-hf,
+ * stories260K-dense-onnx-fp16.
+ */
+export function exportBaseName(modelName: string, variant: Variant, format: ExportFormat, run: Pick<RunResult, 'settings'> | null, dtype?: OnnxDtype): string {
   const which = variant === 'dense' || !run ? variant : `${variant === 'baseline' ? 'baseline' : run.settings.mode}-${run.settings.metric}-${run.settings.layers}`;
-  return `${modelName}-${which}-${format}`.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'model';
+  return `${modelName}-${which}-${format}${format === 'onnx' && dtype === 'fp16' ? '-fp16' : ''}`.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'model';
 }
 
 /** Names a person reads for each mode's pruned model. */

@@ -1,16 +1,17 @@
 /**
  * The transformers.js ONNX bundle in real Chromium: built in the page from stories260K
- * (dense, and with layers 2, 3 removed; inline and external weights), handed to
+ * (dense, and with layers 2, 3 removed; inline and external weights; fp16 weights), handed to
  * transformers.js from memory (its env.fetch answers from the bundle: nothing is fetched from
  * a hub or a CDN; its onnxruntime-web is the app's, with the app's own .wasm), and
  * greedy-generated there. The ids must equal the engine's on onnxruntime-web WASM in the
- * same page.
+ * same page (with fp16 weights too: no step of stories260K's greedy run is a near-tie that
+ * their 7e-4 could flip, test/unit/export-onnx.test.ts).
  */
 import { AutoModelForCausalLM, AutoTokenizer, env, Tensor as HfTensor } from '@huggingface/transformers';
 import * as ort from 'onnxruntime-web/webgpu';
 import wasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { exportOnnxBundle, ONNX_DATA, type OnnxBundleOptions } from '../../src/engine/export/onnx';
+import { exportOnnxBundle, onnxModelFile, type OnnxBundleOptions } from '../../src/engine/export/onnx';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
 import { removeLayers } from '../../src/engine/prune/surgery';
 import { Engine } from '../../src/engine/runtime/engine';
@@ -85,11 +86,13 @@ describe.each([
   ['dense', 'dense', [] as number[], {} as OnnxBundleOptions],
   ['pruned (layers 2, 3 removed)', 'pruned', [2, 3], {}],
   ['pruned, weights in 3+ external data files', 'pruned-external', [2, 3], { externalDataThreshold: 0, externalDataChunkBytes: 200_000 }],
+  // model_fp16.onnx only, so config.json's dtype is fp16 and transformers.js loads that file
+  ['dense, fp16 weights (model_fp16.onnx) in external data files', 'dense-fp16', [], { dtypes: ['fp16'], externalDataThreshold: 0, externalDataChunkBytes: 200_000 } as OnnxBundleOptions],
 ])('stories260K %s, exported in the page', (_, name, removed, opts) => {
   test('transformers.js (onnxruntime-web WASM) greedy-generates the engine’s ids', async () => {
     const ck = removeLayers(await loadStories(), removed);
     const files = exportOnnxBundle(ck, opts);
-    if (opts.externalDataThreshold === 0) expect([...files.keys()].filter((f) => f.startsWith(ONNX_DATA)).length).toBeGreaterThan(2);
+    if (opts.externalDataThreshold === 0) expect([...files.keys()].filter((f) => f.startsWith(`${onnxModelFile(opts.dtypes?.[0] ?? 'fp32')}_data`)).length).toBeGreaterThan(2);
     bundles.set(`${ORG}/${name}`, files);
 
     // the same onnxruntime-web module as the engine's, and its wasm from this server

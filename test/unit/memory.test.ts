@@ -16,7 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { expectedTensors } from '../../src/engine/model/checkpoint';
 import { numel } from '../../src/engine/model/tensor';
 import { executionFor } from '../../src/engine/runtime/engine';
-import { decodeWeightsFor, flopsPerToken, memoryNeeds, q8DecoderBytes, q8DecoderRuntimeBytes } from '../../src/engine/model/cost';
+import { decodeWeightsFor, flopsPerToken, fp16DecoderBytes, memoryNeeds, q8DecoderBytes, q8DecoderRuntimeBytes } from '../../src/engine/model/cost';
 import { runFlops } from '../../src/app/estimate';
 import { WEB_WHOLE_GRAPH_BUDGET } from '../../src/engine/runtime/ort';
 import { CATALOG, catalogEntry } from '../../src/engine/store/catalog';
@@ -103,7 +103,7 @@ describe('the catalog and the memory each model takes in the tab', () => {
   it('on WebGPU, the largest buffer one run feeds is checked against the adapter’s limits', () => {
     const e = catalogEntry('Llama-3.2-1B')!;
     const model = { shape: e.shape, parameters: e.params, weightBytes: 2 * e.params };
-    const gpu = (limit: number): DeviceInfo => ({ ...chromium, webgpu: true, gpu: { description: 'test', maxBufferSize: limit, maxStorageBufferBindingSize: limit, fallback: false } });
+    const gpu = (limit: number): DeviceInfo => ({ ...chromium, webgpu: true, gpu: { description: 'test', maxBufferSize: limit, maxStorageBufferBindingSize: limit, fallback: false, shaderF16: false } });
     const fits = checkDevice(model, 'webgpu', gpu(GiB), WORKLOAD);
     expect(fits.fits).toBe(true);
     expect(fits.needs.largestFeed.bytes).toBeLessThanOrEqual(256 * 2 ** 20); // a head slice or an MLP weight, not the 1 GB embedding
@@ -136,5 +136,19 @@ describe('the catalog and the memory each model takes in the tab', () => {
     expect(decodeWeightsFor(catalogEntry('SmolLM2-1.7B')!.shape, 'streamed', 'wasm')).toBe('fp32'); // 3 × 1.71 GB > 4 GiB
     const rows = Object.keys(CONFIGS).map((id) => `${id} ${decodeWeightsFor(catalogEntry(id)!.shape, executionFor(catalogEntry(id)!.params, WEB_WHOLE_GRAPH_BUDGET), 'wasm')}`);
     console.log(`[memory] generation on WASM: ${rows.join(', ')}`);
+  });
+
+  it('on WebGPU, generation decodes fp16 where the adapter has shader-f16, the decoder fits WebAssembly memory while it loads and its V × D matrix a buffer; else fp32', () => {
+    const smol = catalogEntry('SmolLM2-360M')!.shape;
+    expect(fp16DecoderBytes(smol) / catalogEntry('SmolLM2-360M')!.params).toBeCloseTo(2.0, 1);
+    const gpu = (shaderF16: boolean, limit = 2 * GiB) => ({ shaderF16, maxBufferSize: limit, maxStorageBufferBindingSize: limit });
+    expect(decodeWeightsFor(smol, 'streamed', 'webgpu', gpu(true))).toBe('fp16');
+    expect(decodeWeightsFor(smol, 'streamed', 'webgpu', gpu(false))).toBe('fp32'); // no float16 shaders (SwiftShader here)
+    expect(decodeWeightsFor(smol, 'streamed', 'webgpu', null)).toBe('fp32');
+    expect(decodeWeightsFor(smol, 'streamed', 'webgpu', gpu(true, 2 ** 26))).toBe('fp32'); // 49152 × 960 × 2 bytes > 64 MiB
+    expect(decodeWeightsFor(smol, 'whole', 'webgpu', gpu(true))).toBe('fp32'); // one graph: fp32 with a KV cache already
+    expect(decodeWeightsFor(catalogEntry('SmolLM2-1.7B')!.shape, 'streamed', 'webgpu', gpu(true))).toBe('fp32'); // 3.4 GB of fp16 weights
+    const rows = Object.keys(CONFIGS).map((id) => `${id} ${decodeWeightsFor(catalogEntry(id)!.shape, executionFor(catalogEntry(id)!.params, WEB_WHOLE_GRAPH_BUDGET), 'webgpu', gpu(true))}`);
+    console.log(`[memory] generation on WebGPU with shader-f16 and 2 GiB buffers: ${rows.join(', ')}`);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The 8-bit decoder (graph/quantize.ts; Engine decodeWeights 'q8', what the tab generates with
- * where fp32 weights do not fit) against the fp32 engine, on the real tiny llama2.c models:
+ * on WASM where fp32 weights do not fit) and the fp16 decoder (decodeWeights 'fp16', WebGPU's)
+ * against the fp32 engine, on the real tiny llama2.c models:
  * teacher-forced over the first 256 tokens of the TinyStories evaluation text, the 8-bit
  * KV-cache decoder's logits at every position against the fp32 whole graph's. Measured and
  * bounded: the largest relative logit error (max |Δ| over the vocabulary / max |logit|, the
@@ -31,6 +32,18 @@ const BOUNDS: Record<string, { relErr: number; agreement: number }> = {
   stories260K: { relErr: 0.055, agreement: 0.96 },
   'llama2xs-tinystories': { relErr: 0.055, agreement: 0.93 },
   'babyllama-tok105': { relErr: 0.05, agreement: 0.97 },
+};
+
+/**
+ * The fp16 decoder (weights and matrix products in float16; Engine decodeWeights 'fp16', what
+ * WebGPU with shader-f16 generates with where fp32 does not fit). Measured: 1.11e-3 (both
+ * runtimes), 1.56e-3, 9.8e-4 and 100% agreement on all three; bounds with about 1.5× room,
+ * and two positions of 256.
+ */
+const FP16_BOUNDS: Record<string, { relErr: number; agreement: number }> = {
+  stories260K: { relErr: 2.5e-3, agreement: 0.99 },
+  'llama2xs-tinystories': { relErr: 2.5e-3, agreement: 0.99 },
+  'babyllama-tok105': { relErr: 2.5e-3, agreement: 0.99 },
 };
 
 function compare(q: Float32Array, ref: Float32Array, V: number): { relErr: number; agreement: number } {
@@ -92,7 +105,14 @@ describe('the 8-bit decoder against the fp32 engine', () => {
         expect(got.relErr).toBeLessThan(BOUNDS[name].relErr);
         expect(got.agreement).toBeGreaterThanOrEqual(BOUNDS[name].agreement);
         expect(got.relErr).toBeGreaterThan(0); // the 8-bit path really ran
-        await Promise.all([fp32.dispose(), q8.dispose()]);
+        // fp16 weights and products (WebGPU with shader-f16 decodes so; here the CPU runtimes' casts)
+        const f16 = new Engine(ck, runtime, { decodeWeights: 'fp16' });
+        const half = compare(await f16.decoderLogits(ids), ref, V);
+        console.log(`[fp16] ${name} on ${runtime.name}: fp16 decoder: max relative logit error ${half.relErr.toExponential(2)}, top-1 agreement ${(100 * half.agreement).toFixed(1)}%`);
+        expect(half.relErr).toBeLessThan(FP16_BOUNDS[name].relErr);
+        expect(half.agreement).toBeGreaterThanOrEqual(FP16_BOUNDS[name].agreement);
+        expect(half.relErr).toBeGreaterThan(0);
+        await Promise.all([fp32.dispose(), q8.dispose(), f16.dispose()]);
       }
     }, 300_000);
   }

@@ -6,12 +6,15 @@
  * whose first and last layers are checked against the Float64 reference layer (which reads
  * only that layer's weights) on a few tokens. Llama-3.2-1B then goes through the CLI as a
  * person would use it: info, compare (BI, n = 1, one calibration window), prune with an HF
- * export, and the export re-imported: the CLI's tensors, the CLI's perplexity. Peak memory is
- * printed and asserted loosely.
+ * export, and the export re-imported: the CLI's tensors, the CLI's perplexity; the pruned
+ * model exported as a transformers.js bundle with fp16 weights (2.35 GB: external data),
+ * written tensor by tensor, which transformers.js loads and runs within FP16_TOL of the fp32
+ * engine's logits, and generates with. Peak memory is printed and asserted loosely.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AutoModelForCausalLM, env, Tensor as HfTensor } from '@huggingface/transformers';
 import { afterAll, describe, expect, test } from 'vitest';
 import { loadModelPath } from '../../src/engine/formats/load-node';
 import { parameterCount, type Checkpoint } from '../../src/engine/model/checkpoint';
@@ -19,11 +22,14 @@ import { applyCut } from '../../src/engine/prune/surgery';
 import { referenceLayer } from '../../src/engine/reference/forward';
 import { Engine } from '../../src/engine/runtime/engine';
 import { nodeRuntime } from '../../src/engine/runtime/node';
+import { argmax } from '../../src/engine/runtime/sampler';
 import { lopper, lopperPeak } from '../helpers/cli';
 import { maxRelError } from '../helpers/compare';
 import { writeShapeFolder, type ShapeName } from '../helpers/real-shapes';
 
 const TOL = 1e-4;
+/** fp16 weights against the fp32 engine (export-onnx.test.ts measures 7.4e-4 on stories260K). */
+const FP16_TOL = 3e-3;
 const TEXT = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.';
 const root = mkdtempSync(join(tmpdir(), 'lopper-shapes-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -111,6 +117,47 @@ describe('real shapes: random bf16 weights, real configs and tokenizers', () => 
       }
       const ppl = JSON.parse((await lopper('ppl', '--model', out, '--text', text, '--window', '16', '--json')).stdout);
       expect(Math.abs(ppl.ppl / p.pruned.ppl - 1)).toBeLessThan(1e-6);
+    }, 900_000);
+
+    test('the pruned model as a transformers.js bundle with fp16 weights: streamed out, loaded and run by transformers.js', async () => {
+      const bundle = join(root, 'pruned-onnx-fp16');
+      const exp = await lopperPeak('export', '--model', out, '--format', 'onnx', '--dtype', 'fp16', '--out', bundle, '--json');
+      expect(exp.stderr).toBe('');
+      const files: { name: string; size: number }[] = JSON.parse(exp.stdout).files;
+      console.log(`lopper export --format onnx --dtype fp16 on the pruned Llama-3.2-1B: ${files.map((f) => `${f.name} ${(f.size / 1e9).toFixed(2)} GB`).join(', ')}; peak RSS ${(exp.peakRss / 1e9).toFixed(2)} GB`);
+      expect(files.map((f) => f.name).filter((f) => f.startsWith('onnx/'))).toEqual(['onnx/model_fp16.onnx', 'onnx/model_fp16.onnx_data', 'onnx/model_fp16.onnx_data_1']);
+      // The model in memory (2.35 GB of bf16) and about one tensor more: neither the fp32
+      // graph (4.7 GB) nor the fp16 file (2.35 GB) is ever held whole.
+      expect(exp.peakRss).toBeLessThan(4.2e9);
+
+      const ck = await loadModelPath(out);
+      const ids = ck.tokenizer.encode(TEXT).slice(0, 8);
+      const engine = new Engine(ck, nodeRuntime());
+      const want = await engine.logits(ids); // [T, V], fp32, layer by layer
+      await engine.dispose();
+
+      env.allowRemoteModels = false;
+      env.localModelPath = root;
+      const t0 = performance.now();
+      const model = await AutoModelForCausalLM.from_pretrained('pruned-onnx-fp16'); // config.json's dtype: fp16
+      const loaded = (performance.now() - t0) / 1000;
+      try {
+        const input_ids = new HfTensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]);
+        const attention_mask = new HfTensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]);
+        const { logits } = (await model({ input_ids, attention_mask })) as { logits: HfTensor };
+        expect(logits.dims).toEqual([1, ids.length, ck.config.vocabSize]);
+        const err = maxRelError(logits.data as Float32Array, want);
+        const params = { input_ids, max_new_tokens: 4, do_sample: false, eos_token_id: null as unknown }; // null: no EOS stop
+        const gen = (await model.generate(params as Parameters<typeof model.generate>[0])) as HfTensor;
+        const next = (gen.tolist() as bigint[][])[0].map(Number).slice(ids.length);
+        console.log(`transformers.js on that bundle: loaded in ${loaded.toFixed(1)} s, logits vs the fp32 engine ${err.toExponential(2)}, greedy ${next.join(' ')}`);
+        expect(err).toBeLessThan(FP16_TOL);
+        expect(next).toHaveLength(4);
+        expect(next[0]).toBe(argmax((logits.data as Float32Array).subarray((ids.length - 1) * ck.config.vocabSize)));
+      } finally {
+        await model.dispose();
+        rmSync(bundle, { recursive: true, force: true });
+      }
     }, 900_000);
   });
 });

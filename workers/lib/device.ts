@@ -5,7 +5,7 @@
  */
 import type { LlamaShape } from '../../src/engine/model/config';
 import { executionFor } from '../../src/engine/runtime/engine';
-import { decodeWeightsFor, memoryNeeds, q8DecoderRuntimeBytes, WASM_MEMORY_BYTES, type Workload } from '../../src/engine/model/cost';
+import { decodeWeightsFor, fp16DecoderRuntimeBytes, memoryNeeds, q8DecoderRuntimeBytes, WASM_MEMORY_BYTES, type Workload } from '../../src/engine/model/cost';
 import { WEB_WHOLE_GRAPH_BUDGET } from '../../src/engine/runtime/ort';
 import type { Backend, DeviceCheck, DeviceInfo } from '../../src/app/protocol';
 
@@ -20,6 +20,7 @@ export function formatBytes(n: number): string {
 
 export interface GpuAdapterLike {
   limits: { maxBufferSize: number; maxStorageBufferBindingSize: number };
+  features?: { has(name: string): boolean };
   info?: { vendor?: string; architecture?: string; description?: string; device?: string; isFallbackAdapter?: boolean };
   /** where GPUAdapterInfo has no isFallbackAdapter yet (Chromium before 136) */
   isFallbackAdapter?: boolean;
@@ -56,6 +57,7 @@ export function deviceInfo(): Promise<DeviceInfo> {
             maxBufferSize: adapter.limits.maxBufferSize,
             maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
             fallback: isSoftwareAdapter(adapter),
+            shaderF16: adapter.features?.has('shader-f16') === true,
           }
         : null,
       deviceMemoryBytes: typeof memory === 'number' && memory > 0 ? memory * GiB : null,
@@ -85,8 +87,9 @@ export interface ModelFootprint {
 export function checkDevice(model: ModelFootprint, backend: Backend, info: DeviceInfo, workload: Workload, memoryBytes: number | null = null): DeviceCheck {
   const execution = executionFor(model.parameters, WEB_WHOLE_GRAPH_BUDGET);
   const needs = memoryNeeds(model.shape, model.weightBytes, model.parameters, execution, workload);
-  const decodeWeights = decodeWeightsFor(model.shape, execution, backend);
-  const decode = { weights: decodeWeights, runtimeBytes: decodeWeights === 'q8' ? q8DecoderRuntimeBytes(model.shape) : null };
+  const decodeWeights = decodeWeightsFor(model.shape, execution, backend, info.gpu);
+  const decodeBytes = { q8: q8DecoderRuntimeBytes, fp16: fp16DecoderRuntimeBytes, fp32: () => null }[decodeWeights];
+  const decode = { weights: decodeWeights, runtimeBytes: decodeBytes(model.shape) };
   const available = memoryBytes ?? info.deviceMemoryBytes;
   const how = execution === 'streamed' ? 'layer by layer' : 'as one graph';
   const problems: string[] = [];

@@ -5,7 +5,7 @@
  * whole archive in memory, here or in the page (with the File System Access API).
  */
 import { LopperError } from '../../src/engine/errors';
-import { exportFiles, zipChunks, zipSize, type ExportEntry } from '../../src/engine/export/index';
+import { exportFiles, zipChunks, zipSize, type ExportEntry, type ExportOptions } from '../../src/engine/export/index';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
 import type { ExportFormat } from '../../src/app/protocol';
 import { isCancelled } from './cancel';
@@ -22,18 +22,21 @@ export interface Archive {
 }
 
 /**
- * `ck` in `format` as a zip whose entries sit in one folder (`folder/config.json`, …).
+ * `ck` in `format` (with `options`: the ONNX bundle's dtypes) as a zip whose entries sit in
+ * one folder (`folder/config.json`, …). The files' bytes are made as the page reads them (an
+ * ONNX bundle's weights tensor by tensor).
  * `onBytes` reports bytes handed to the page so far. The signal (the request's cancel)
  * ends the stream with LopperError('cancelled').
  */
 export async function exportArchive(
   ck: Checkpoint,
   format: ExportFormat,
+  options: ExportOptions,
   folder: string,
   signal: AbortSignal,
   onBytes: (sent: number, total: number | null) => void,
 ): Promise<Archive> {
-  const files = await exportFiles(ck, format);
+  const files = await exportFiles(ck, format, options);
   const entries: ExportEntry[] = files.map((f) => ({ ...f, name: `${folder}/${f.name}` }));
   let bytes: number | null = null;
   try {

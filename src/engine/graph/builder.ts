@@ -18,13 +18,6 @@ export { ElemType };
 /** The opset lopper's graphs use (ReduceMean/ReduceSum take axes as an input since 18). */
 export const OPSET = 18;
 
-/**
- * How a graph stores its weights: float32, or float16 widened to float32 by a Cast in the
- * graph (half the file; the arithmetic stays float32 — onnxruntime folds the Cast when it
- * loads the model, so the session holds float32 weights).
- */
-export type WeightType = 'fp32' | 'fp16';
-
 /** A weight's float32 values as they will be written: one array, or its parts in order (rows of a large matrix). */
 export type WeightValues = Float32Array | (() => Iterable<Float32Array>);
 
@@ -41,14 +34,10 @@ export class GraphBuilder {
   private counter = 0;
   private domains = new Set<string>();
 
-  /**
-   * `opset`: the default domain's opset (default OPSET; bench:q8-matmul's blocked
-   * DequantizeLinear needs 21). `weightType`: how `weight()` stores float weights.
-   */
+  /** `opset`: the default domain's opset (default OPSET; bench:q8-matmul's blocked DequantizeLinear needs 21). */
   constructor(
     private readonly name: string,
     private readonly opset = OPSET,
-    private readonly weightType: WeightType = 'fp32',
   ) {}
 
   private fresh(hint: string): string {
@@ -67,31 +56,30 @@ export class GraphBuilder {
   }
 
   /**
-   * A float weight, stored as the builder's weightType; returns the name of its float32
-   * value in the graph (with fp16 storage, a Cast of the initializer). Given as a function,
-   * its values are made only when the model is written, part by part, and let go after: a
-   * graph of lazy weights holds none of them (an exported model streams tensor by tensor).
+   * A float weight stored as float32 or float16 (`type`; float16 rounds to nearest even);
+   * returns the initializer's name. Given as a function, its values are made only when the
+   * model is written, part by part, and let go after: a graph of lazy weights holds none of
+   * them (an exported model streams tensor by tensor).
    */
-  weight(name: string, dims: number[], values: WeightValues): string {
+  weight(name: string, dims: number[], values: WeightValues, type: 'fp32' | 'fp16' = 'fp32'): string {
     const n = dims.reduce((a, b) => a * b, 1);
     if (values instanceof Float32Array && values.length !== n) throw new Error(`weight ${name}: ${values.length} values for [${dims}]`);
-    if (this.weightType === 'fp32' && values instanceof Float32Array) return this.floats(name, dims, values);
+    if (type === 'fp32' && values instanceof Float32Array) return this.floats(name, dims, values);
     const parts = values instanceof Float32Array ? () => [values] : values;
-    if (this.weightType === 'fp32') {
-      const chunks = function* () {
-        for (const v of parts()) yield new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-      };
-      this.inits.push({ name, elemType: ElemType.FLOAT, dims, raw: { byteLength: 4 * n, chunks } });
-      return name;
-    }
-    const chunks = function* () {
-      for (const v of parts()) yield new Uint8Array(f32ArrayToF16(v).buffer);
-    };
-    this.inits.push({ name: `${name}.fp16`, elemType: ElemType.FLOAT16, dims, raw: { byteLength: 2 * n, chunks } });
-    return this.op('Cast', [`${name}.fp16`], { to: ElemType.FLOAT }, name);
+    const chunks =
+      type === 'fp32'
+        ? function* () {
+            for (const v of parts()) yield new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+          }
+        : function* () {
+            for (const v of parts()) yield new Uint8Array(f32ArrayToF16(v).buffer);
+          };
+    const elemType = type === 'fp32' ? ElemType.FLOAT : ElemType.FLOAT16;
+    this.inits.push({ name, elemType, dims, raw: { byteLength: n * (type === 'fp32' ? 4 : 2), chunks } });
+    return name;
   }
 
-  /** Float32 values that stay float32 whatever the weightType (RoPE frequencies, 8-bit scales). */
+  /** A float32 constant from its values, held as they are (RoPE frequencies, 8-bit scales). */
   floats(name: string, dims: number[], data: Float32Array): string {
     this.inits.push({ name, elemType: ElemType.FLOAT, dims, raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
     return name;

@@ -52,9 +52,16 @@ import { quantizeQ8, type Q8Weight } from './quantize';
  *   causal + padding mask from attention_mask (query t is token P+t and sees keys s ≤ P+t
  *   whose attention_mask is 1), so left-padded batches work. Dims are named as transformers.js
  *   expects (batch_size, sequence_length, past_sequence_length, total_sequence_length): it
- *   sizes the empty first cache from those names. With weights 'fp16' every weight is stored
- *   as float16 and widened by a Cast (the file transformers.js loads as dtype 'fp16': half the
- *   bytes, float32 arithmetic); the RoPE frequencies stay float32.
+ *   sizes the empty first cache from those names.
+ *
+ * decode with weights 'fp16' (either io): every matrix — the linear maps, the embedding, the LM
+ *   head — is stored in float16 and multiplied in float16 (its input cast to float16, the
+ *   product cast back), so the runtime holds half the bytes and a WebGPU adapter with
+ *   shader-f16 runs float16 kernels; norms, their gains, biases, RoPE, attention and the cache
+ *   stay float32 (CPU runtimes run the float16 products through their own casts). Logits are
+ *   within 1e-3 or so of fp32 (test/unit/export-onnx.test.ts, decode-fp16.test.ts). It is
+ *   transformers.js's dtype 'fp16' file (onnx/model_fp16.onnx) and the engine's decoder on
+ *   WebGPU where fp32 does not fit.
  *
  * Attention inputs, by implementation (S = P + T):
  *   ops:   rope_cos/rope_sin [T,hd] for positions P..P+T−1, mask [T,S] (additive, causal);
@@ -206,10 +213,11 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   const decode = program.kind === 'decode';
   const hfIO = program.kind === 'decode' && program.io === 'transformers';
   const fp16 = program.kind === 'decode' && program.weights === 'fp16';
-  if (fp16 && !hfIO) throw new LopperError('bad-option', "fp16 weights are for the transformers.js decoder (io 'transformers')");
   // Weights are given as functions, made when the model is written, one at a time (graph/builder.ts):
   // the graph holds no copy of them.
-  const g = new GraphBuilder(`lopper_${programKey(program, attention)}`, undefined, fp16 ? 'fp16' : 'fp32');
+  const g = new GraphBuilder(`lopper_${programKey(program, attention)}`);
+  const toHalf = (t: string) => g.op('Cast', [t], { to: ElemType.FLOAT16 });
+  const toFloat = (t: string) => g.op('Cast', [t], { to: ElemType.FLOAT });
   // Layers from..to−1, then the head unless this is a 'layer' program (layer 0's slot, for any layer).
   const from = program.kind === 'window' ? (program.from ?? 0) : program.kind === 'head' ? L : 0;
   const to = program.kind === 'layer' ? 1 : L;
@@ -230,6 +238,7 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
   const linear = (x: string, name: string, wt: GraphWeight): string => {
     const [out, inDim] = wt.shape;
     if (q8) return q8MatMul(g, x, q8Weights(g, name, quantizeQ8(wt.values(scratch(out * inDim)), out, inDim)));
+    if (fp16) return toFloat(g.matmul(toHalf(x), g.weight(name, [inDim, out], () => [transposed(wt.values(), out, inDim)], 'fp16')));
     if (!weightsIn) return g.matmul(x, g.weight(name, [inDim, out], () => [transposed(wt.values(), out, inDim)]));
     const flat = g.op('Gemm', [g.reshape(x, [-1, inDim]), g.input(name, ElemType.FLOAT, wt.shape)], { transB: 1 }); // [B·T, out]
     return g.op('Reshape', [flat, g.op('Concat', [lead, g.ints([out])], { axis: 0 })]);
@@ -273,8 +282,9 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
     x = g.mul(g.op('Sub', [codes, g.scalar(128)]), scales);
   } else if (!streamIn) {
     // model.embed_tokens.weight [V, D]
-    embed = g.weight('embed', [V, D], widenedParts(tensor(ck, 'model.embed_tokens.weight')));
+    embed = g.weight('embed', [V, D], widenedParts(tensor(ck, 'model.embed_tokens.weight')), fp16 ? 'fp16' : 'fp32');
     x = g.op('Gather', [embed, inputIds ?? g.input('input_ids', ElemType.INT64, ['B', 'T'])], { axis: 0 });
+    if (fp16) x = toFloat(x); // the gathered rows [B,T,D]
   } else {
     x = g.input('stream_in', ElemType.FLOAT, ['B', 'T', D]);
     if (program.kind === 'layer') lead = g.op('Slice', [g.op('Shape', [x]), g.ints([0]), g.ints([2])]);
@@ -344,13 +354,18 @@ export function llamaGraph(ck: Checkpoint, program: Program, attention: Attentio
     return g;
   }
 
-  if (hfIO) {
-    // lm_head [V, D] as stored — the embedding itself when tied, so the file holds it once —
-    // through Gemm (transB) on [B·T, D], then back to [B,T,V].
-    const lmHead = c.tieWordEmbeddings ? embed : g.weight('lm_head', [V, D], widenedParts(tensor(ck, lmHeadName(c))));
-    const flat = g.op('Gemm', [g.reshape(finalNorm.y, [-1, D]), lmHead], { transB: 1 }); // [B·T, V]
-    const shape = g.op('Concat', [g.op('Shape', [inputIds!]), g.ints([V])], { axis: 0 });
-    g.output(g.op('Reshape', [flat, shape]), 'logits', ElemType.FLOAT, [HF_DIMS.B, HF_DIMS.T, V]);
+  if (hfIO || fp16) {
+    // lm_head [V, D] as stored — the embedding itself when tied, so the model holds it once —
+    // through Gemm (transB) on [B·T, D] (with fp16 weights, in float16), then back to [B,T,V].
+    const lmHead = c.tieWordEmbeddings ? embed : g.weight('lm_head', [V, D], widenedParts(tensor(ck, lmHeadName(c))), fp16 ? 'fp16' : 'fp32');
+    const rows = g.reshape(finalNorm.y, [-1, D]);
+    const flat = fp16 ? toFloat(g.op('Gemm', [toHalf(rows), lmHead], { transB: 1 })) : g.op('Gemm', [rows, lmHead], { transB: 1 }); // [B·T, V]
+    if (hfIO) {
+      const shape = g.op('Concat', [g.op('Shape', [inputIds!]), g.ints([V])], { axis: 0 });
+      g.output(g.op('Reshape', [flat, shape]), 'logits', ElemType.FLOAT, [HF_DIMS.B, HF_DIMS.T, V]);
+    } else {
+      g.output(flat, 'logits', ElemType.FLOAT, ['B', V]); // the last position of each row: [B·1, V]
+    }
     return g;
   }
   if (decode || want.logits || want.nll) {

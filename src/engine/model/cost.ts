@@ -143,13 +143,44 @@ export function q8DecoderRuntimeBytes(c: LlamaShape): number {
 export const WASM_MEMORY_BYTES = 4 * 2 ** 30;
 
 /**
+ * The fp16 KV-cache decoder's weights (graph/llama.ts, decode with weights 'fp16'): every
+ * matrix in float16 (a tied head is the embedding), norms and biases fp32. About two bytes a
+ * parameter.
+ */
+export function fp16DecoderBytes(c: LlamaShape): number {
+  let bytes = 0;
+  for (const [, shape] of expectedTensors(c)) bytes += shape.length === 2 ? 2 * shape[0] * shape[1] : F32 * shape[0];
+  return bytes;
+}
+
+/**
+ * WebAssembly memory the fp16 decoder takes on onnxruntime-web's WebGPU backend while its
+ * session is built: the model's bytes are copied into WebAssembly memory and its initializers
+ * read from there before they go to GPU buffers — taken as 2× its weights.
+ */
+export function fp16DecoderRuntimeBytes(c: LlamaShape): number {
+  return 2 * fp16DecoderBytes(c);
+}
+
+/** What decides the decoder on WebGPU: the adapter's float16 shaders and its buffer limits. */
+export interface GpuFeatures {
+  shaderF16: boolean;
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+}
+
+/**
  * The weights generation decodes with on onnxruntime-web's `backend` (runtime/engine.ts
  * DecodeWeights): fp32 with a KV cache where the model runs as one graph; layer by layer on
  * WASM, 8-bit with a KV cache where that decoder fits WebAssembly's memory (about 6× the tokens/s
- * of fp32 layer by layer for Llama-3.2-1B), else fp32 layer by layer (no cache); on WebGPU fp32
- * layer by layer.
+ * of fp32 layer by layer for Llama-3.2-1B); on WebGPU, fp16 with a KV cache where the adapter
+ * has shader-f16, the decoder's bytes fit WebAssembly's memory and its largest matrix (the
+ * embedding or head, V × D) a GPU buffer; else fp32 layer by layer (no cache).
  */
-export function decodeWeightsFor(c: LlamaShape, execution: Execution, backend: 'wasm' | 'webgpu'): 'fp32' | 'q8' {
-  if (execution === 'whole' || backend !== 'wasm') return 'fp32';
-  return q8DecoderRuntimeBytes(c) < WASM_MEMORY_BYTES ? 'q8' : 'fp32';
+export function decodeWeightsFor(c: LlamaShape, execution: Execution, backend: 'wasm' | 'webgpu', gpu: GpuFeatures | null = null): 'fp32' | 'q8' | 'fp16' {
+  if (execution === 'whole') return 'fp32';
+  if (backend === 'wasm') return q8DecoderRuntimeBytes(c) < WASM_MEMORY_BYTES ? 'q8' : 'fp32';
+  const largest = 2 * c.vocabSize * c.hiddenSize;
+  const fits = gpu !== null && gpu.shaderF16 && fp16DecoderRuntimeBytes(c) < WASM_MEMORY_BYTES && largest <= Math.min(gpu.maxBufferSize, gpu.maxStorageBufferBindingSize);
+  return fits ? 'fp16' : 'fp32';
 }

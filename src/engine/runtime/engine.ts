@@ -93,7 +93,7 @@ export function executionFor(parameters: number, budgetBytes: number = WHOLE_GRA
 }
 
 /** How generation's decoder holds its weights (Engine.decodeWeights). */
-export type DecodeWeights = 'fp32' | 'q8';
+export type DecodeWeights = 'fp32' | 'q8' | 'fp16';
 
 /** onnxruntime sessions the engine holds open now, over all Engines of this thread (released by dispose()). */
 let openSessions = 0;
@@ -113,8 +113,10 @@ export class Engine {
 
   /**
    * The weights generation decodes with: 'fp32' (a KV cache on the whole graph; layer by layer
-   * without one), or 'q8' (every layer resident as 8-bit weights with a KV cache, whatever the
-   * execution: generation where fp32 does not fit; graph/quantize.ts).
+   * without one), 'q8' (every layer resident as 8-bit weights with a KV cache, whatever the
+   * execution: generation where fp32 does not fit on WASM; graph/quantize.ts), or 'fp16'
+   * (every matrix resident in float16, multiplied in float16, with a KV cache: WebGPU with
+   * shader-f16 where fp32 does not fit; graph/llama.ts).
    */
   readonly decodeWeights: DecodeWeights;
 
@@ -554,7 +556,7 @@ export class Engine {
 
   /**
    * Generate after `prompt` (token ids, BOS included); yields each new id. The decoder keeps a
-   * KV cache (fp32 weights on the whole graph, or 8-bit weights with decodeWeights 'q8'); layer
+   * KV cache (fp32 weights on the whole graph, or 8-bit or fp16 weights with decodeWeights 'q8', 'fp16'); layer
    * by layer with fp32 weights no cache is kept: each new token runs the sequence so far through
    * every layer again (the same fp32 numbers; for short generations the cost is widening each
    * layer's weights per token, not the attention).

@@ -2,7 +2,7 @@
  * The export stage: one model (dense, baseline or the compared mode) in one format as a
  * .zip written to disk (save-file.ts), and the plan as JSON.
  */
-import { exportBaseName, MODE_LABEL, type ExportFormat, type ExportResult, type Variant } from '../../app/protocol';
+import { exportBaseName, MODE_LABEL, type ExportFormat, type ExportResult, type OnnxDtype, type Variant } from '../../app/protocol';
 import { WorkerError } from '../client';
 import { bytes } from '../format';
 import { isCancel } from '../errors';
@@ -12,7 +12,7 @@ import { Job } from './job.svelte';
 
 export class ExportStore {
   /** the export in flight: which model in which format */
-  readonly job: Job<{ variant: Variant; format: ExportFormat }>;
+  readonly job: Job<{ variant: Variant; format: ExportFormat; dtype?: OnnxDtype }>;
   private cancelled = false;
 
   constructor(private readonly app: AppState) {
@@ -20,8 +20,8 @@ export class ExportStore {
   }
 
   /** The file name an export gets. */
-  name(variant: Variant, format: ExportFormat): string {
-    return `${exportBaseName(this.app.model.summary?.name ?? 'model', variant, format, this.app.run.result)}.zip`;
+  name(variant: Variant, format: ExportFormat, dtype?: OnnxDtype): string {
+    return `${exportBaseName(this.app.model.summary?.name ?? 'model', variant, format, this.app.run.result, dtype)}.zip`;
   }
 
   /**
@@ -30,11 +30,11 @@ export class ExportStore {
    * the worker writes it, never whole in memory; elsewhere it is gathered into a Blob and
    * downloaded.
    */
-  async exportModel(variant: Variant, format: ExportFormat): Promise<void> {
+  async exportModel(variant: Variant, format: ExportFormat, dtype?: OnnxDtype): Promise<void> {
     const { app } = this;
     if (!app.model.summary || this.job.active) return;
     app.banner.clear();
-    const name = this.name(variant, format);
+    const name = this.name(variant, format, dtype);
     const file = await chooseFile(name, 'ZIP archive', '.zip', 'application/zip');
     if (file === undefined) return; // the person closed the picker
     const result = app.run.result;
@@ -42,7 +42,7 @@ export class ExportStore {
     const label = variant === 'dense' ? 'dense' : variant === 'baseline' ? 'baseline' : MODE_LABEL[result?.settings.mode ?? 'prunecomp'];
     const call = this.job.start(
       'export',
-      { model: variant, format, runKey: variant === 'dense' ? undefined : result?.key },
+      { model: variant, format, dtype, runKey: variant === 'dense' ? undefined : result?.key },
       `Exporting the ${label} model: ${name}`,
       {
         onStream: (s) => {
@@ -50,7 +50,7 @@ export class ExportStore {
           saving.catch(() => undefined); // awaited below
         },
       },
-      { variant, format },
+      { variant, format, dtype },
     );
     this.cancelled = false;
     let failure: unknown = null;
@@ -70,7 +70,7 @@ export class ExportStore {
     }
     if (failure && file) await file.abort().catch(() => undefined); // no half-written file is left
     this.job.end(call.id);
-    if (failure) app.banner.fail(failure, () => this.exportModel(variant, format), 'The export');
+    if (failure) app.banner.fail(failure, () => this.exportModel(variant, format, dtype), 'The export');
     else if (done) app.banner.notice = `Saved ${done.name} (${bytes(done.bytes)}).`;
   }
 
