@@ -5,9 +5,10 @@
  *
  * Prints, per format: the model's bytes, resident memory before the export, the peak during
  * it, their difference as a share of the model, the zip's size and the time.
- * HF and llama2.c stream views of the tensors (the target is < 1× extra); the transformers.js
- * bundle holds its float32 graph weights (transposed and fused) once more and, inline under
- * 2 GB, the encoded model.onnx too.
+ * HF and llama2.c stream views of the tensors; the transformers.js bundle (fp32, and fp16 as
+ * onnx-fp16) makes its graph weights (fused, transposed, narrowed) tensor by tensor as they are
+ * written — inline under 2 GB, so its model.onnx is one protobuf message, still streamed.
+ * The target for every format: a small fraction of the model extra.
  *
  *   npm run bench:export [-- --layers 18]
  */
@@ -25,7 +26,8 @@ const layers = Number(values.layers ?? 18);
 const MB = 2 ** 20;
 
 interface Measured {
-  format: ExportFormat;
+  /** an export format, or onnx-fp16 (the transformers.js bundle with fp16 weights) */
+  format: string;
   modelBytes: number;
   rssBefore: number;
   /** the high-water mark before the export (building the model): a peak below it is hidden */
@@ -37,30 +39,30 @@ interface Measured {
 
 if (values.child) {
   // One format, in this process.
-  const format = values.child as ExportFormat;
+  const format = values.child === 'onnx-fp16' ? 'onnx' : (values.child as ExportFormat);
   const ck = randomCheckpoint({ hiddenSize: 1024, intermediateSize: 2816, numLayers: layers, numHeads: 16, numKvHeads: 16, vocabSize: 32000, maxPositions: 2048, tie: true, seed: 5 });
   const modelBytes = [...ck.tensors.values()].reduce((s, t) => s + t.data.byteLength, 0);
   const rssBefore = process.memoryUsage().rss;
   const peakBefore = process.resourceUsage().maxRSS * 1024;
   const dir = mkdtempSync(join(tmpdir(), 'lopper-bench-export-'));
-  const zip = join(dir, `model-${format}.zip`);
+  const zip = join(dir, `model-${values.child}.zip`);
   const t0 = performance.now();
-  await writeExportZip(zip, await exportFiles(ck, format));
+  await writeExportZip(zip, await exportFiles(ck, format, values.child === 'onnx-fp16' ? { dtypes: ['fp16'] } : {}));
   const seconds = (performance.now() - t0) / 1000;
   const peakRss = process.resourceUsage().maxRSS * 1024;
-  const measured: Measured = { format, modelBytes, rssBefore, peakBefore, peakRss, zipBytes: statSync(zip).size, seconds };
+  const measured: Measured = { format: values.child, modelBytes, rssBefore, peakBefore, peakRss, zipBytes: statSync(zip).size, seconds };
   rmSync(dir, { recursive: true, force: true });
   process.stdout.write(JSON.stringify(measured) + '\n');
 } else {
   console.error(`bench:export: a random model of ${layers} layers (about 1 GB in float32), one process per format…`);
   const rows: Measured[] = [];
-  for (const format of EXPORT_FORMATS) {
+  for (const format of [...EXPORT_FORMATS, 'onnx-fp16']) {
     const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/export.ts', '--child', format, '--layers', String(layers)], { encoding: 'utf8', maxBuffer: 1 << 20 });
     const m: Measured = JSON.parse(out.trim().split('\n').at(-1)!);
     rows.push(m);
     const extra = Math.max(0, m.peakRss - m.rssBefore);
     console.log(
-      `${format.padEnd(8)} model ${(m.modelBytes / MB).toFixed(0)} MiB  rss before ${(m.rssBefore / MB).toFixed(0)} MiB  peak ${(m.peakRss / MB).toFixed(0)} MiB  ` +
+      `${format.padEnd(9)} model ${(m.modelBytes / MB).toFixed(0)} MiB  rss before ${(m.rssBefore / MB).toFixed(0)} MiB  peak ${(m.peakRss / MB).toFixed(0)} MiB  ` +
         `extra ${(extra / MB).toFixed(0)} MiB (${(extra / m.modelBytes).toFixed(2)}× the model; peak before ${(m.peakBefore / MB).toFixed(0)} MiB)  zip ${(m.zipBytes / MB).toFixed(0)} MiB  ${m.seconds.toFixed(1)} s`,
     );
   }

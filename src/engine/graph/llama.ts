@@ -59,7 +59,7 @@ import { quantizeQ8, type Q8Weight } from './quantize';
  *   product cast back), so the runtime holds half the bytes and a WebGPU adapter with
  *   shader-f16 runs float16 kernels; norms, their gains, biases, RoPE, attention and the cache
  *   stay float32 (CPU runtimes run the float16 products through their own casts). Logits are
- *   within 1e-3 or so of fp32 (test/unit/export-onnx.test.ts, decode-fp16.test.ts). It is
+ *   within about 1e-3 of fp32 (test/unit/quantized.test.ts, export-onnx.test.ts). It is
  *   transformers.js's dtype 'fp16' file (onnx/model_fp16.onnx) and the engine's decoder on
  *   WebGPU where fp32 does not fit.
  *
