@@ -17,8 +17,9 @@
  * 4 GiB. Each model prints a row: download-to-ready, calibration and perplexity tokens/s,
  * decode tokens/s, peak memory (npm run bench:app runs every catalog shape and prints the table).
  *
- * Which shapes: Llama-3.2-1B (with the exports) and SmolLM2-360M; with LOPPER_APP_SHAPES=all
- * every catalog shape (npm run bench:app), or a comma-separated list of catalog ids.
+ * Which shapes: Llama-3.2-1B (with the exports), Qwen3-0.6B and SmolLM2-360M; with
+ * LOPPER_APP_SHAPES=all every catalog shape (npm run bench:app), or a comma-separated list of
+ * catalog ids.
  * Screenshots under test-results/e2e/full-size-{id}/.
  */
 import { AutoModelForCausalLM, env, Tensor as HfTensor } from '@huggingface/transformers';
@@ -58,16 +59,14 @@ interface Case {
   export: boolean;
 }
 
-// In CI (npm test): two shapes; Qwen3-0.6B's q/k norms are checked at that size in Node
-// (real-shapes.test.ts) and in Chromium at small size (browser tests), and run in the tab by bench:app.
 const CASES: Case[] = [
   { id: 'SmolLM2-360M', shape: 'HuggingFaceTB__SmolLM2-360M', tokens: 8, export: false },
+  { id: 'Qwen3-0.6B', shape: 'Qwen__Qwen3-0.6B', tokens: 8, export: false },
   { id: 'Llama-3.2-1B', shape: 'meta-llama__Llama-3.2-1B', tokens: 8, export: true },
 ];
 const MORE: Case[] = [
   { id: 'SmolLM2-135M', shape: 'HuggingFaceTB__SmolLM2-135M', tokens: 8, export: false },
   { id: 'Qwen2.5-0.5B', shape: 'Qwen__Qwen2.5-0.5B', tokens: 8, export: false },
-  { id: 'Qwen3-0.6B', shape: 'Qwen__Qwen3-0.6B', tokens: 8, export: false },
   { id: 'TinyLlama-1.1B', shape: 'TinyLlama__TinyLlama-1.1B-Chat-v1.0', tokens: 8, export: false },
   { id: 'SmolLM2-1.7B', shape: 'HuggingFaceTB__SmolLM2-1.7B', tokens: 8, export: false },
 ];
