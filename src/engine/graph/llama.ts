@@ -58,8 +58,10 @@ import { quantizeQ8, type Q8Weight } from './quantize';
  *   head — is stored in float16 and multiplied in float16 (its input cast to float16, the
  *   product cast back), so the runtime holds half the bytes and a WebGPU adapter with
  *   shader-f16 runs float16 kernels; norms, their gains, biases, RoPE, attention and the cache
- *   stay float32 (CPU runtimes run the float16 products through their own casts). Logits are
- *   within about 1e-3 of fp32 (test/unit/quantized.test.ts, export-onnx.test.ts). It is
+ *   stay float32. onnxruntime's CPU kernels (node, WASM) widen the float16 weights and multiply
+ *   in fp32 (they drop the cast pair around the activations), so there the logits are within
+ *   about 1e-3 of fp32 — the weights' rounding (test/unit/quantized.test.ts, export-onnx.test.ts);
+ *   a GPU's float16 kernels round the activations too. It is
  *   transformers.js's dtype 'fp16' file (onnx/model_fp16.onnx) and the engine's decoder on
  *   WebGPU where fp32 does not fit.
  *
