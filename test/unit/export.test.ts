@@ -316,6 +316,17 @@ describe('lopper export', () => {
     expectSameTensors(await loadModelPath(j.path), dense);
   });
 
+  test('--format onnx --dtype both writes model.onnx and model_fp16.onnx; --dtype fp16 only the latter', async () => {
+    const both = join(root, 'cli-onnx-both');
+    const r = await lopper('export', '--model', STORIES, '--format', 'onnx', '--dtype', 'both', '--out', both, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(join(both, 'onnx')).sort()).toEqual(['model.onnx', 'model_fp16.onnx']);
+    const half = join(root, 'cli-onnx-fp16');
+    expect((await lopper('export', '--model', STORIES, '--format', 'onnx', '--dtype', 'fp16', '--out', half)).code).toBe(0);
+    expect(readdirSync(join(half, 'onnx'))).toEqual(['model_fp16.onnx']);
+    expect(JSON.parse(readFileSync(join(half, 'config.json'), 'utf8'))['transformers.js_config']).toEqual({ dtype: 'fp16' });
+  });
+
   test('--out FILE.zip with --max-shard-size writes a sharded folder as a .zip', async () => {
     const file = join(root, 'cli.zip');
     const r = await lopper('export', '--model', STORIES, '--format', 'hf', '--max-shard-size', '0.3MB', '--out', file);
@@ -338,6 +349,8 @@ describe('lopper export', () => {
       ['llama2.c refuses biases', ['--model', biased, '--format', 'llama2c'], /biased-hf: llama2\.c cannot express this model: attention biases; MLP biases/],
       ['--max-shard-size for llama2.c', ['--model', STORIES, '--format', 'llama2c', '--max-shard-size', '1GB'], /--max-shard-size applies to --format hf only/],
       ['a bad --max-shard-size', ['--model', STORIES, '--format', 'hf', '--max-shard-size', 'lots'], /--max-shard-size must be a size such as 5GB/],
+      ['--dtype for an HF folder', ['--model', STORIES, '--format', 'hf', '--dtype', 'fp16'], /--dtype applies to --format onnx only/],
+      ['a bad --dtype', ['--model', STORIES, '--format', 'onnx', '--dtype', 'int4'], /--dtype takes fp32, fp16 or both \(got "int4"\)/],
       ['no such model', ['--model', join(root, 'nope.bin'), '--format', 'hf'], /nope\.bin: no such file/],
     ];
     test.each(cases)('%s', async (_, args, message) => {
