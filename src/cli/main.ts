@@ -27,6 +27,8 @@ import type { Runtime } from '../engine/runtime/ort';
 import { isMetric, METRICS, MODES, type Metric, type Mode } from '../engine/prune/options';
 import { prune, type Plan, type PruneOptions } from '../engine/prune/plan';
 import { compareRun, textWindows, tokenizeText } from '../app/run';
+import { SWEEP_MODES, sweepCsv, sweepRun } from '../app/sweep';
+import { MODE_LABEL } from '../app/protocol';
 import { float, int, parse, required } from './args';
 import { checkOutDir, dtypeOption, exportCommand, pruneOutFormat, writeModel } from './export';
 import { evalCommand } from './eval';
@@ -45,6 +47,9 @@ commands:
             [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--eval FILE] [--json]
             [--out DIR [--format hf|llama2c|onnx] [--dtype …]]  (default: the model's format; plan.json and
             prune-layers.txt, for llama-quantize --prune-layers, beside it)
+  sweep     --model MODEL --metric METRIC --layers N --calib FILE --eval FILE [--modes M,M…] [--csv|--json]
+            perplexity against layers removed, n = 0…N, per mode (default ${SWEEP_MODES.join(',')}):
+            one pruning run per mode to N layers, each model on the way measured
   compare   --model MODEL --metric METRIC --layers N --calib FILE --eval FILE
             [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--json]
             (baseline and Prune&Comp side by side)
@@ -286,6 +291,29 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     if (plan.fold !== 'none') out(`scales ${fmtScales(plan)} (fold ${plan.fold}${plan.untied ? ', embeddings untied' : ''}; in parentheses: measured, nothing to fold)\n`);
     if (dense && pruned) out(`perplexity dense ${dense.ppl.toFixed(4)} → pruned ${pruned.ppl.toFixed(4)} (${dense.windows} windows of ${window})\n`);
     if (model !== undefined) out(`wrote the pruned model: ${model} (plan.json and prune-layers.txt beside it)\n`);
+  },
+
+  async sweep(argv) {
+    const v = parse(argv, { ...pruneArgs, modes: { type: 'string' }, csv: { type: 'boolean' } });
+    const modes = v.modes === undefined ? SWEEP_MODES : String(v.modes).split(',').map((m) => m.trim() as Mode);
+    const bad = modes.find((m) => !(MODES as readonly string[]).includes(m));
+    if (bad !== undefined) throw new LopperError('bad-option', `--modes takes some of ${MODES.join(', ')} (got "${bad}")`);
+    const { ck, runtime, window, windows, evalIds, opts } = await pruneSetup(v, true);
+    const r = await sweepRun(ck, runtime, windows, { ...opts, modes, evaluation: { ids: evalIds!, window } });
+    if (v.json) {
+      out(JSON.stringify({ model: ck.source, ...r, calibration: { windows: windows.length, window } }) + '\n');
+      return;
+    }
+    if (v.csv) {
+      out(sweepCsv(r));
+      return;
+    }
+    const header = ['n', ...modes.map((m) => MODE_LABEL[m])];
+    const rows = [header, ...Array.from({ length: r.layers + 1 }, (_, n) => [String(n), ...modes.map((m) => (n === 0 ? r.dense : r.curves[m]![n - 1].ppl).toPrecision(6))])];
+    const widths = header.map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+    out(`${ck.source}: perplexity against layers removed by ${opts.metric} (of ${ck.config.numLayers}); ${r.eval.windows} eval windows of ${window}\n`);
+    for (const row of rows) out(row.map((cell, c) => (c === 0 ? cell.padStart(widths[c]) : cell.padStart(widths[c]))).join('  ') + '\n');
+    for (const m of modes) out(`${MODE_LABEL[m]}: removes ${r.curves[m]!.at(-1)!.removed.join(', ')} in that order\n`);
   },
 
   async compare(argv) {

@@ -52,6 +52,13 @@ export interface PruneOptions {
   /** passed to Calibrated (batch, cache size; reuse is taken from `reuse`) */
   calibration?: Omit<CalibrationOptions, 'reuse'>;
   onProgress?: (e: PruneProgress) => void;
+  /**
+   * Each model on the way, in order: after the i-th removal, the model with those i layers
+   * removed — what prune with `layers: i` returns, since every mode's i-step plan is the first
+   * i steps of its n-step plan (except the cl metric, whose block depends on n: there only i = n).
+   * Awaited before the next step (a sweep measures each: app/sweep.ts).
+   */
+  onModel?: (i: number, model: Checkpoint) => Promise<void> | void;
   signal?: AbortSignal;
 }
 
@@ -224,6 +231,7 @@ async function pruneFrom(
         steps.push({ scores: r.scores, removed: orig, at: i, scale: b === 0 ? s : 1, folded: b === 0 && folded, skippedChannels: b === 0 ? skipped : 0, block }),
       );
       progress('removed', steps[steps.length - 1]);
+      await opts.onModel?.(n, out);
     } else if (mode === 'baseline' || mode === 'oneshot-comp') {
       const r = await scoreLayers(metric, state, scoreOpts);
       check();
@@ -233,6 +241,11 @@ async function pruneFrom(
         for (const k of list) {
           steps.push({ scores: r.scores, removed: k, at: k, scale: 1, folded: false, skippedChannels: 0 });
           progress('removed', steps[steps.length - 1]);
+          if (opts.onModel) {
+            check();
+            const i = steps.length;
+            await opts.onModel(i, i === n ? out : applyCut(ck, { layers: list.slice(0, i), fold: 'none', scale: 1 }));
+          }
         }
       } else {
         for (const orig of list) {
@@ -244,6 +257,7 @@ async function pruneFrom(
           state = step.next;
           original.splice(k, 1);
           progress('removed', step.step);
+          await opts.onModel?.(steps.length, state.checkpoint);
         }
         out = state.checkpoint;
       }
@@ -266,6 +280,7 @@ async function pruneFrom(
         }
         original.splice(k, 1);
         progress('removed', steps[steps.length - 1]);
+        await opts.onModel?.(steps.length, state.checkpoint);
       }
       out = state.checkpoint;
     }
