@@ -11,7 +11,7 @@ import type { Plan } from '../engine/prune/plan';
 import type { ExportFormat } from '../engine/export';
 import type { OnnxDtype } from '../engine/export/onnx';
 import type { Execution } from '../engine/runtime/engine';
-import type { MemoryNeeds, Workload } from '../engine/model/cost';
+import type { DecodeWeights, MemoryNeeds, Workload } from '../engine/model/cost';
 import type { RunTimings } from './run';
 import type { Backend } from '../engine/runtime/web';
 import type { DownloadProgress } from '../engine/store/download';
@@ -229,7 +229,7 @@ export interface DeviceCheck {
   /** what the model takes, part by part, with the execution the engine will choose (src/engine/model/cost.ts) */
   needs: MemoryNeeds;
   /** how generation will decode (model/cost.ts decodeWeightsFor): 8-bit (WASM) or fp16 (WebGPU) weights with the WebAssembly memory they take, or fp32 */
-  decode: { weights: 'fp32' | 'q8' | 'fp16'; runtimeBytes: number | null };
+  decode: { weights: DecodeWeights; runtimeBytes: number | null };
   /** the windows the estimate is for (the run settings' calibration windows and window length) */
   workload: Workload;
   /** what the device reports (navigator.deviceMemory), or the figure set by hand (?memory=) */

@@ -1,6 +1,7 @@
 import { LopperError } from '../errors';
 import { layerPrefix, lmHeadName, tensor, type Checkpoint } from '../model/checkpoint';
 import type { LlamaConfig } from '../model/config';
+import type { DecodeWeights } from '../model/cost';
 import { numel, toFloat32, widenedRange, widenInto, type Tensor } from '../model/tensor';
 import { ropeInvFreq } from '../model/rope';
 import { ElemType, GraphBuilder } from './builder';
@@ -78,7 +79,7 @@ export type Program =
   | { kind: 'layer'; stats?: boolean }
   | { kind: 'head'; stats?: boolean }
   | { kind: 'vocab'; logits?: boolean }
-  | { kind: 'decode'; io?: 'engine' | 'transformers'; weights?: 'fp32' | 'q8' | 'fp16' };
+  | { kind: 'decode'; io?: 'engine' | 'transformers'; weights?: DecodeWeights };
 export type AttentionImpl = 'ops' | 'fused';
 
 export function programKey(p: Program, attention: AttentionImpl): string {

@@ -21,6 +21,12 @@ import type { LlamaShape } from './config';
  */
 export type Execution = 'whole' | 'streamed';
 
+/**
+ * How generation's decoder holds its weights (runtime/engine.ts Engine.decodeWeights): fp32,
+ * 8-bit rows (graph/quantize.ts), or float16 matrices multiplied in float16.
+ */
+export type DecodeWeights = 'fp32' | 'q8' | 'fp16';
+
 /** The most floats one slice of the streamed LM head holds (engine.ts headSliceFloats' default). */
 export const HEAD_SLICE_FLOATS = 2 ** 26;
 /** About how many tokens go through a streamed layer in one run (engine.ts streamGroupTokens' default). */
@@ -177,7 +183,7 @@ export interface GpuFeatures {
  * has shader-f16, the decoder's bytes fit WebAssembly's memory and its largest matrix (the
  * embedding or head, V × D) a GPU buffer; else fp32 layer by layer (no cache).
  */
-export function decodeWeightsFor(c: LlamaShape, execution: Execution, backend: 'wasm' | 'webgpu', gpu: GpuFeatures | null = null): 'fp32' | 'q8' | 'fp16' {
+export function decodeWeightsFor(c: LlamaShape, execution: Execution, backend: 'wasm' | 'webgpu', gpu: GpuFeatures | null = null): DecodeWeights {
   if (execution === 'whole') return 'fp32';
   if (backend === 'wasm') return q8DecoderRuntimeBytes(c) < WASM_MEMORY_BYTES ? 'q8' : 'fp32';
   const largest = 2 * c.vocabSize * c.hiddenSize;

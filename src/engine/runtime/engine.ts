@@ -6,7 +6,7 @@ import { elements, numel, toFloat32, widenInto } from '../model/tensor';
 import { ropeTables } from '../model/rope';
 import { cutWindows } from '../text/windows';
 import type { Runtime } from './ort';
-import { HEAD_SLICE_FLOATS, STREAM_GROUP_TOKENS, type Execution } from '../model/cost';
+import { HEAD_SLICE_FLOATS, STREAM_GROUP_TOKENS, type DecodeWeights, type Execution } from '../model/cost';
 import { makeSampler, type SamplerOptions } from './sampler';
 
 /** Per-window calibration statistics, computed inside the graph. */
@@ -92,8 +92,7 @@ export function executionFor(parameters: number, budgetBytes: number = WHOLE_GRA
   return parameters * 4 > budgetBytes ? 'streamed' : 'whole';
 }
 
-/** How generation's decoder holds its weights (Engine.decodeWeights). */
-export type DecodeWeights = 'fp32' | 'q8' | 'fp16';
+export type { DecodeWeights };
 
 /** onnxruntime sessions the engine holds open now, over all Engines of this thread (released by dispose()). */
 let openSessions = 0;
