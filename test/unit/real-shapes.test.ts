@@ -8,28 +8,24 @@
  * person would use it: info, compare (BI, n = 1, one calibration window), prune with an HF
  * export, and the export re-imported: the CLI's tensors, the CLI's perplexity; the pruned
  * model exported as a transformers.js bundle with fp16 weights (2.35 GB: external data),
- * written tensor by tensor, which transformers.js loads and runs within FP16_TOL of the fp32
- * engine's logits, and generates with. Peak memory is printed and asserted loosely.
+ * written tensor by tensor. Peak memory is printed and asserted loosely.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AutoModelForCausalLM, env, Tensor as HfTensor } from '@huggingface/transformers';
 import { afterAll, describe, expect, test } from 'vitest';
 import { loadModelPath } from '../../src/engine/formats/load-node';
 import { parameterCount, type Checkpoint } from '../../src/engine/model/checkpoint';
+import { numel } from '../../src/engine/model/tensor';
 import { applyCut } from '../../src/engine/prune/surgery';
 import { referenceLayer } from '../../src/engine/reference/forward';
 import { Engine } from '../../src/engine/runtime/engine';
 import { nodeRuntime } from '../../src/engine/runtime/node';
-import { argmax } from '../../src/engine/runtime/sampler';
 import { lopper, lopperPeak } from '../helpers/cli';
 import { maxRelError } from '../helpers/compare';
 import { writeShapeFolder, type ShapeName } from '../helpers/real-shapes';
 
 const TOL = 1e-4;
-/** fp16 weights against the fp32 engine (export-onnx.test.ts measures 7.4e-4 on stories260K). */
-const FP16_TOL = 3e-3;
 const TEXT = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.';
 const root = mkdtempSync(join(tmpdir(), 'lopper-shapes-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -119,47 +115,29 @@ describe('real shapes: random bf16 weights, real configs and tokenizers', () => 
       expect(Math.abs(ppl.ppl / p.pruned.ppl - 1)).toBeLessThan(1e-6);
     }, 900_000);
 
-    test('the pruned model as a transformers.js bundle with fp16 weights: streamed out, loaded and run by transformers.js', async () => {
+    test('the pruned model as a transformers.js bundle with fp16 weights, written tensor by tensor', async () => {
+      // transformers.js loads such a bundle and runs it within FP16_TOL of the fp32 engine in
+      // test/e2e/full-size.test.ts (the tab's export of the same shape); here, the CLI's files and memory.
       const bundle = join(root, 'pruned-onnx-fp16');
       const exp = await lopperPeak('export', '--model', out, '--format', 'onnx', '--dtype', 'fp16', '--out', bundle, '--json');
       expect(exp.stderr).toBe('');
       const files: { name: string; size: number }[] = JSON.parse(exp.stdout).files;
       console.log(`lopper export --format onnx --dtype fp16 on the pruned Llama-3.2-1B: ${files.map((f) => `${f.name} ${(f.size / 1e9).toFixed(2)} GB`).join(', ')}; peak RSS ${(exp.peakRss / 1e9).toFixed(2)} GB`);
       expect(files.map((f) => f.name).filter((f) => f.startsWith('onnx/'))).toEqual(['onnx/model_fp16.onnx', 'onnx/model_fp16.onnx_data', 'onnx/model_fp16.onnx_data_1']);
+      expect(JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'))['transformers.js_config']).toEqual({ dtype: 'fp16', use_external_data_format: { 'model_fp16.onnx': 2 } });
+      // Every weight's bytes in the data files, each once (the tied embedding is the head): 2 bytes
+      // a matrix parameter, 4 a norm gain, each tensor at a 16-byte boundary.
+      const ck = await loadModelPath(out);
+      const expected = [...ck.tensors.values()].reduce((s, t) => s + (t.shape.length === 2 ? 2 : 4) * numel(t.shape), 0);
+      const data = files.filter((f) => f.name.includes('.onnx_data')).reduce((s, f) => s + f.size, 0);
+      expect(data - expected).toBeGreaterThanOrEqual(0);
+      expect(data - expected).toBeLessThan(16 * ck.tensors.size);
       // The model in memory (2.35 GB of bf16) and the tensors being made: measured 3.0–3.1 GB
       // alone, 4.9 GB right after the runs above (the allocator and the garbage collector
       // return memory later under that load). The graph's fp32 weights held whole would add
       // 4.7 GB.
       expect(exp.peakRss).toBeLessThan(6e9);
-
-      const ck = await loadModelPath(out);
-      const ids = ck.tokenizer.encode(TEXT).slice(0, 8);
-      const engine = new Engine(ck, nodeRuntime());
-      const want = await engine.logits(ids); // [T, V], fp32, layer by layer
-      await engine.dispose();
-
-      env.allowRemoteModels = false;
-      env.localModelPath = root;
-      const t0 = performance.now();
-      const model = await AutoModelForCausalLM.from_pretrained('pruned-onnx-fp16'); // config.json's dtype: fp16
-      const loaded = (performance.now() - t0) / 1000;
-      try {
-        const input_ids = new HfTensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]);
-        const attention_mask = new HfTensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]);
-        const { logits } = (await model({ input_ids, attention_mask })) as { logits: HfTensor };
-        expect(logits.dims).toEqual([1, ids.length, ck.config.vocabSize]);
-        const err = maxRelError(logits.data as Float32Array, want);
-        const params = { input_ids, max_new_tokens: 4, do_sample: false, eos_token_id: null as unknown }; // null: no EOS stop
-        const gen = (await model.generate(params as Parameters<typeof model.generate>[0])) as HfTensor;
-        const next = (gen.tolist() as bigint[][])[0].map(Number).slice(ids.length);
-        console.log(`transformers.js on that bundle: loaded in ${loaded.toFixed(1)} s, logits vs the fp32 engine ${err.toExponential(2)}, greedy ${next.join(' ')}`);
-        expect(err).toBeLessThan(FP16_TOL);
-        expect(next).toHaveLength(4);
-        expect(next[0]).toBe(argmax((logits.data as Float32Array).subarray((ids.length - 1) * ck.config.vocabSize)));
-      } finally {
-        await model.dispose();
-        rmSync(bundle, { recursive: true, force: true });
-      }
+      rmSync(bundle, { recursive: true, force: true });
     }, 900_000);
   });
 });
