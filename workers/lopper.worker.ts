@@ -9,8 +9,10 @@
  * The loaded model, the last run's pruned models and their engines stay here between
  * requests.
  */
-import { compareRun, compareRunStages, textWindows, tokenizeText } from '../src/app/run';
+import { compareRun, compareRunStages, runResult, textWindows, tokenizeText } from '../src/app/run';
 import { runIdentity, runKeyParts } from '../src/app/run-identity';
+import { Playground } from '../src/app/playground';
+import { sweepKeyParts, sweepModes, sweepRun } from '../src/app/sweep';
 import { LopperError } from '../src/engine/errors';
 import type { Checkpoint } from '../src/engine/model/checkpoint';
 import { applyPlan } from '../src/engine/prune/apply';
@@ -35,6 +37,7 @@ import {
   type Response,
   type RunResult,
   type RunSettings,
+  type SweepRunResult,
   type TextSource,
   type TokenEvent,
   type Variant,
@@ -56,6 +59,8 @@ let model: LoadedModel | null = null;
 let last: { result: RunResult; baseline: Checkpoint | null; prunecomp: Checkpoint | null } | null = null;
 /** Engines for generation, by variant and backend. */
 const engines = new Map<string, Engine>();
+/** The layer playground of the loaded model, for one backend and pair of texts (it keeps the models it measured). */
+let play: { backend: Backend; calib: string; eval: string; pg: Playground } | null = null;
 
 async function dropEngines(): Promise<void> {
   const all = [...engines.values()];
@@ -84,6 +89,26 @@ async function readText(t: TextSource, what: string, signal: AbortSignal): Promi
   }
 }
 
+/** A run's texts as the run and the sweep use them: read, tokenized, the calibration windows, the evaluation windows' count. */
+async function runTexts(m: LoadedModel, s: RunSettings, signal: AbortSignal) {
+  const calib = await readText(s.calib, 'calibration', signal);
+  const evalText = await readText(s.eval, 'evaluation', signal);
+  const calibIds = tokenizeText(m.ck, calib.text);
+  const evalIds = tokenizeText(m.ck, evalText.text);
+  const windows = textWindows(calibIds, s.window, s.windows, 'the calibration text', calib.name);
+  const evalWindows = textWindows(evalIds, s.window, undefined, 'the evaluation text', evalText.name).length;
+  checkAbort(signal);
+  return { calibIds, evalIds, windows, evalWindows };
+}
+
+/** A stored result, or undefined (a damaged entry is deleted by the store; then it is simply computed again). */
+async function storedResult<T>(key: string): Promise<T | undefined> {
+  return getResult<T>(key).catch((e) => {
+    if (e instanceof LopperError && e.code === 'corrupt') return undefined;
+    throw e;
+  });
+}
+
 // ---- operations ------------------------------------------------------------------------------
 
 type Handler<K extends keyof Ops> = (req: { id: number } & Ops[K]['req'], signal: AbortSignal) => Promise<Ops[K]['result']>;
@@ -108,6 +133,7 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
     await dropEngines();
     model = loaded;
     last = null;
+    play = null;
     return loaded.summary;
   },
 
@@ -127,11 +153,7 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
     const identity = runIdentity(s);
     const key = resultKey(runKeyParts(m.summary.key, identity));
     if (!req.recompute) {
-      // A damaged cached entry is deleted by the store; then it is simply computed again.
-      const value = await getResult<RunResult>(key).catch((e) => {
-        if (e instanceof LopperError && e.code === 'corrupt') return undefined;
-        throw e;
-      });
+      const value = await storedResult<RunResult>(key);
       if (value) {
         const result = { ...value, fromCache: true };
         await adopt(result, null, null);
@@ -157,13 +179,7 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
       progressPoster(req.id),
     );
     tracker.start('text');
-    const calib = await readText(s.calib, 'calibration', signal);
-    const evalText = await readText(s.eval, 'evaluation', signal);
-    const calibIds = tokenizeText(m.ck, calib.text);
-    const evalIds = tokenizeText(m.ck, evalText.text);
-    const windows = textWindows(calibIds, s.window, s.windows, 'the calibration text', calib.name);
-    const evalWindows = textWindows(evalIds, s.window, undefined, 'the evaluation text', evalText.name).length;
-    checkAbort(signal);
+    const { calibIds, evalIds, windows, evalWindows } = await runTexts(m, s, signal);
     const out = await compareRun(m.ck, runtimeFor(s.backend), windows, {
       ...options,
       evaluation: { ids: evalIds, window: s.window },
@@ -171,26 +187,21 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
       poll: () => checkAbort(signal),
       progress: tracker,
     });
-    const computed: RunResult = {
+    const computed = runResult(out, {
       key,
-      fromCache: false,
-      computedAt: Date.now(),
-      millis: performance.now() - t0,
       model: { key: m.summary.key, name: m.summary.name, numLayers: L },
       settings: identity,
       calibration: { windows: windows.length, window: s.window, tokens: calibIds.length },
       evaluation: { windows: evalWindows, window: s.window, tokens: evalIds.length },
-      ppl: { dense: out.ppl!.dense, baseline: out.ppl!.baseline, prunecomp: out.ppl!.compared },
-      plans: { baseline: out.plans.baseline, prunecomp: out.plans.compared },
-      curves: { dense: out.curves!.dense, baseline: out.curves!.baseline, prunecomp: out.curves!.compared },
-      timings: {
-        ...out.timings,
+      computedAt: Date.now(),
+      millis: performance.now() - t0,
+      speed: {
         execution: chooseExecution(m.ck, runtimeFor(s.backend).wholeGraphBudget),
         // the whole run's FLOPs as the estimate counts them (src/app/estimate.ts) over its time:
         // session builds and everything else a run does are in the speed, in proportion
         flopsPerSecond: runFlops(m.ck.config, { windows: windows.length, window: s.window, layers: s.layers, mode: s.mode, evalTokens: evalIds.length }) / ((performance.now() - t0) / 1000),
       },
-    };
+    });
     // The plans are kept, not the pruned models: the stored dense model and a plan rebuild them (applyPlan).
     const modeLabel = MODE_LABEL[s.mode];
     const label = `${m.summary.name}: ${s.metric}, ${s.layers} layer${s.layers === 1 ? '' : 's'}, ${modeLabel} vs baseline (${s.backend})`;
@@ -204,6 +215,66 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
     return result;
   },
 
+  async sweepCached(req) {
+    const m = requireModel();
+    const value = await storedResult<SweepRunResult>(resultKey(sweepKeyParts(m.summary.key, runIdentity(req.settings), req.layers, sweepModes(req.modes))));
+    return value ? { ...value, fromCache: true } : null;
+  },
+
+  async sweep(req, signal) {
+    const m = requireModel();
+    const s = req.settings;
+    const modes = sweepModes(req.modes);
+    const identity = runIdentity(s);
+    const key = resultKey(sweepKeyParts(m.summary.key, identity, req.layers, modes));
+    if (!req.recompute) {
+      const value = await storedResult<SweepRunResult>(key);
+      if (value) return { ...value, fromCache: true };
+    }
+    const t0 = performance.now();
+    const points = modes.length * req.layers;
+    const tracker = new Tracker(
+      [
+        { stage: 'text', label: 'reading and tokenizing the texts', weight: 0.2 },
+        { stage: 'sweep', label: `perplexity at n = 0…${req.layers}, ${modes.length} modes`, weight: points + 1 },
+      ],
+      progressPoster(req.id),
+    );
+    tracker.start('text');
+    const { evalIds, windows } = await runTexts(m, s, signal);
+    tracker.start('sweep');
+    let done = 0;
+    const sweep = await sweepRun(m.ck, runtimeFor(s.backend), windows, {
+      metric: s.metric,
+      layers: req.layers,
+      modes,
+      fold: s.fold,
+      barriers: { skipFirst: s.skipFirst, skipLast: s.skipLast },
+      seed: s.seed,
+      evaluation: { ids: evalIds, window: s.window },
+      signal,
+      poll: () => checkAbort(signal),
+      onPoint: (mode, p) =>
+        tracker.report(++done, points, { label: `${MODE_LABEL[mode]}: n = ${p.n} (removed ${p.removed.join(', ')}), perplexity ${p.ppl.toPrecision(4)}`, force: true }),
+    });
+    const result: SweepRunResult = {
+      key,
+      fromCache: false,
+      computedAt: Date.now(),
+      millis: performance.now() - t0,
+      model: { key: m.summary.key, name: m.summary.name, numLayers: m.ck.config.numLayers },
+      settings: identity,
+      sweep,
+    };
+    const label = `${m.summary.name}: perplexity against layers removed by ${s.metric}, n = 0…${req.layers} (${modes.map((x) => MODE_LABEL[x]).join(', ')})`;
+    try {
+      await putResult(key, label, result);
+    } catch (e) {
+      return { ...result, warnings: [`the curve is not kept for next time: ${(e as Error).message}`] };
+    }
+    return result;
+  },
+
   async generate(req, signal) {
     const ck = variantModel(req.model);
     return generate(await engineFor(req.model, req.backend), ck, req, (token) => post({ id: req.id, type: 'token', token }), signal);
@@ -212,10 +283,7 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
   async evalCached(req) {
     const m = requireModel();
     const s = checkEvalSettings(req.settings);
-    const value = await getResult<EvalResult>(resultKey(evalParts(m.summary.key, req.runKey, s))).catch((e) => {
-      if (e instanceof LopperError && e.code === 'corrupt') return undefined;
-      throw e;
-    });
+    const value = await storedResult<EvalResult>(resultKey(evalParts(m.summary.key, req.runKey, s)));
     return value ? { ...value, fromCache: true } : null;
   },
 
@@ -225,10 +293,7 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
     const run = requireRun(req.runKey);
     const key = resultKey(evalParts(m.summary.key, run.key, s));
     if (!req.recompute) {
-      const value = await getResult<EvalResult>(key).catch((e) => {
-        if (e instanceof LopperError && e.code === 'corrupt') return undefined;
-        throw e;
-      });
+      const value = await storedResult<EvalResult>(key);
       if (value) return { ...value, fromCache: true };
     }
     const t0 = performance.now();
@@ -277,6 +342,17 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
     post({ id: req.id, type: 'stream', stream: { name, bytes: archive.bytes, stream: archive.stream } }, [archive.stream]);
     const bytes = await archive.finished;
     return { name, bytes, millis: performance.now() - t0 };
+  },
+
+  // The layer playground: a newer click cancels the older request (the page), so only the last state is measured.
+  async playground(req, signal) {
+    const m = requireModel();
+    const calib = (await readText(req.calib, 'calibration', signal)).text;
+    const evalText = (await readText(req.eval, 'evaluation', signal)).text;
+    if (!play || play.backend !== req.backend || play.calib !== calib || play.eval !== evalText) {
+      play = { backend: req.backend, calib, eval: evalText, pg: Playground.fromTexts(m.ck, runtimeFor(req.backend), calib, evalText) };
+    }
+    return play.pg.compute({ removed: req.removed, compensate: req.compensate, fold: req.fold }, { signal, poll: () => checkAbort(signal) });
   },
 };
 

@@ -13,11 +13,13 @@ import type { OnnxDtype } from '../engine/export/onnx';
 import type { Execution } from '../engine/runtime/engine';
 import type { DecodeWeights, MemoryNeeds, Workload } from '../engine/model/cost';
 import type { RunTimings } from './run';
+import type { PlaygroundResult } from './playground';
 import type { Backend } from '../engine/runtime/web';
 import type { DownloadProgress } from '../engine/store/download';
 import type { RunIdentity } from './run-identity';
+import type { SweepResult } from './sweep-data';
 
-export type { Backend, DownloadProgress, ExportFormat, Fold, OnnxDtype };
+export type { Backend, DownloadProgress, ExportFormat, Fold, OnnxDtype, PlaygroundResult };
 /** Which model a generation runs: the dense model, the baseline-pruned one, or the one the chosen mode pruned. */
 export type Variant = 'dense' | 'baseline' | 'prunecomp';
 
@@ -117,6 +119,13 @@ export interface Ops {
   evalCached: { req: { settings: EvalSettings; runKey: string }; result: EvalResult | null };
   /** zero-shot accuracy of the dense model and the run's pruned models; a stored result is returned unless `recompute` */
   evaluate: { req: { settings: EvalSettings; runKey: string; recompute?: boolean }; result: EvalResult };
+  /** the stored sweep for these settings, N and modes, or null (computes nothing) */
+  sweepCached: { req: SweepRequest; result: SweepRunResult | null };
+  /**
+   * perplexity against layers removed, n = 0…layers, per mode (src/app/sweep.ts sweepRun) with a
+   * run's settings (its n and mode aside); a progress event per point; a stored result is returned unless `recompute`
+   */
+  sweep: { req: SweepRequest & { recompute?: boolean }; result: SweepRunResult };
   /**
    * one model as a .zip: a 'stream' event carries the archive (a transferred ReadableStream
    * the page writes to disk); 'done' follows once the page has read all of it (or cancelled)
@@ -131,6 +140,14 @@ export interface Ops {
       runKey?: string;
     };
     result: ExportResult;
+  };
+  /**
+   * the layer playground (src/app/playground.ts): the loaded model with `removed` (original
+   * layer indices, in click order) taken out, compensated or not; the texts' first windows
+   */
+  playground: {
+    req: { removed: number[]; compensate: boolean; fold: Fold; backend: Backend; calib: TextSource; eval: TextSource };
+    result: PlaygroundResult;
   };
 }
 export type Op = keyof Ops;
@@ -337,6 +354,29 @@ export interface EvalResult {
   source: string;
   /** one TaskResult per task, in the order of settings.tasks (n: items scored, at most limit) */
   results: { dense: TaskResult[]; baseline: TaskResult[]; prunecomp: TaskResult[] | null };
+  /** what could not be kept (storage full), in plain words */
+  warnings?: string[];
+}
+
+export interface SweepRequest {
+  /** the run whose settings the sweep uses (all but its layers and mode) */
+  settings: RunSettings;
+  /** the largest n */
+  layers: number;
+  modes: Mode[];
+}
+
+/** A sweep as the worker stores and returns it. */
+export interface SweepRunResult {
+  key: string;
+  /** true when it came from the result cache */
+  fromCache: boolean;
+  computedAt: number;
+  millis: number;
+  model: { key: string; name: string; numLayers: number };
+  /** the run settings it was computed with (its layers and mode are not part of its key) */
+  settings: RunIdentity;
+  sweep: SweepResult;
   /** what could not be kept (storage full), in plain words */
   warnings?: string[];
 }

@@ -13,10 +13,12 @@ import { LopperError } from '../engine/errors';
 import type { Checkpoint } from '../engine/model/checkpoint';
 import type { Barriers, Fold, Metric, Mode } from '../engine/prune/options';
 import { pruneWithBaseline, type Plan } from '../engine/prune/plan';
-import { Engine } from '../engine/runtime/engine';
+import { Engine, type WindowStats } from '../engine/runtime/engine';
 import type { Runtime } from '../engine/runtime/ort';
 import { cutWindows } from '../engine/text/windows';
-import { MODE_LABEL, type CurvePoint, type PerplexityInfo, type Progress } from './protocol';
+import type { Execution } from '../engine/runtime/engine';
+import { MODE_LABEL, type CurvePoint, type PerplexityInfo, type Progress, type RunResult } from './protocol';
+import type { RunIdentity } from './run-identity';
 
 /** A text's token ids with BOS first. */
 export function tokenizeText(ck: Checkpoint, text: string): number[] {
@@ -197,10 +199,7 @@ export async function compareRun(ck: Checkpoint, runtime: Runtime, windows: read
     const curve = async (m: Checkpoint, removed: readonly number[], known: number[] | null): Promise<CurvePoint[]> => {
       const values = known ?? (await magnitudeCurve(m, runtime, windows, () => (poll(), progress?.report(++done, total))));
       if (!known) curvePasses++;
-      // boundary k of the pruned model enters its k-th kept layer (ORIGINAL index); k = Lm is the final stream
-      const Lm = m.config.numLayers;
-      const kept = [...Array(L).keys()].filter((i) => !removed.includes(i));
-      return values.map((v, k) => ({ layer: k < Lm ? kept[k] : L, value: v }));
+      return curvePoints(values, L, removed);
     };
     curves = {
       dense: await curve(ck, [], baseline.magnitudes.dense),
@@ -219,6 +218,58 @@ export async function compareRun(ck: Checkpoint, runtime: Runtime, windows: read
   };
 }
 
+/**
+ * A magnitude curve's points in ORIGINAL numbering: value k of a model that has lost `removed`
+ * (original indices) of the dense model's L layers is the stream entering its k-th kept layer,
+ * and its last value (k = L − removed) is the final stream, at L.
+ */
+export function curvePoints(values: readonly number[], L: number, removed: readonly number[]): CurvePoint[] {
+  const Lm = values.length - 1;
+  const kept = [...Array(L).keys()].filter((i) => !removed.includes(i));
+  return values.map((v, k) => ({ layer: k < Lm ? kept[k] : L, value: v }));
+}
+
+/** Add one window's mean over channels of mean_t |X_k| (k = 0..L), divided by the number of windows `n`, to sums[k]. */
+export function addToCurve(sums: Float64Array, st: WindowStats, n: number): void {
+  for (let k = 0; k < sums.length; k++) {
+    let a = 0;
+    for (const v of st.absMean[k]) a += v;
+    sums[k] += a / st.absMean[k].length / n;
+  }
+}
+
+/** What a RunResult says besides compareRun's output. */
+export interface RunFacts {
+  /** the result cache's key (store/cache.ts resultKey of runKeyParts) */
+  key: string;
+  model: RunResult['model'];
+  settings: RunIdentity;
+  /** the texts' windows and tokens (the whole text's, BOS included) */
+  calibration: RunResult['calibration'];
+  evaluation: RunResult['evaluation'];
+  computedAt: number;
+  millis: number;
+  /** how fast this device ran the run; absent: no timings (a precomputed example's are another machine's) */
+  speed?: { execution: Execution; flopsPerSecond: number };
+}
+
+/**
+ * The app's RunResult of a compareRun made with `evaluation` and curves — one home for the
+ * worker (workers/lopper.worker.ts) and the precomputed example (scripts/example.ts).
+ */
+export function runResult(out: CompareRunOutput, facts: RunFacts): RunResult {
+  if (!out.ppl || !out.curves) throw new Error('a RunResult needs the perplexities and the curves: run compareRun with `evaluation` and curves');
+  const { speed, ...rest } = facts;
+  return {
+    ...rest,
+    fromCache: false,
+    ppl: { dense: out.ppl.dense, baseline: out.ppl.baseline, prunecomp: out.ppl.compared },
+    plans: { baseline: out.plans.baseline, prunecomp: out.plans.compared },
+    curves: { dense: out.curves.dense, baseline: out.curves.baseline, prunecomp: out.curves.compared },
+    ...(speed ? { timings: { ...out.timings, ...speed } } : {}),
+  };
+}
+
 /** Mean |X_k| over windows, tokens and channels, k = 0..L (one pass; `onWindow` after each window). */
 async function magnitudeCurve(m: Checkpoint, runtime: Runtime, windows: readonly (readonly number[])[], onWindow: () => void): Promise<number[]> {
   const Lm = m.config.numLayers;
@@ -227,11 +278,7 @@ async function magnitudeCurve(m: Checkpoint, runtime: Runtime, windows: readonly
   try {
     for (const w of windows) {
       const [st] = await engine.stats([w]);
-      for (let k = 0; k <= Lm; k++) {
-        let a = 0;
-        for (const v of st.absMean[k]) a += v;
-        sums[k] += a / st.absMean[k].length / windows.length;
-      }
+      addToCurve(sums, st, windows.length);
       onWindow();
     }
   } finally {

@@ -121,6 +121,7 @@ it('loads stories260K from the mirror, prunes with Prune&Comp and the baseline, 
       noError();
       expect(testid('ppl-prunecomp')).not.toBeNull();
       expect(testid('result-source')?.getAttribute('data-from-cache')).toBe('false');
+      expect(testid('results')?.getAttribute('data-example')).toBe('false'); // this run's, not the precomputed example
       expect(testid('run-progress')).toBeNull();
       expect(testid('results')?.getAttribute('data-complete')).toBe('true'); // every chart drawn (one task after another)
     },

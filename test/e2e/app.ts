@@ -126,9 +126,10 @@ export const runButton = (page: Page) => page.getByTestId('run-panel').getByRole
 
 /** Wait for a finished run's results (no progress, no error) matching the current settings. */
 export async function waitForResults(page: Page, timeout: number): Promise<void> {
-  await waitForTestId(page, 'results', timeout);
+  // the person's own results: not the precomputed example a first visit shows
+  await page.locator('[data-testid=results]:not([data-example=true])').or(page.getByTestId('error-banner')).first().waitFor({ state: 'visible', timeout });
   await page.getByTestId('run-progress').waitFor({ state: 'detached', timeout });
-  await page.locator('[data-testid=results][data-complete=true]').waitFor({ timeout: 10_000 }); // every chart drawn (they appear one task after another)
+  await page.locator('[data-testid=results][data-complete=true]:not([data-example=true])').waitFor({ timeout: 10_000 }); // every chart drawn (they appear one task after another)
   const err = await errorText(page);
   if (err) throw new Error(`the run ended with an error: ${err}`);
   expect(await page.getByTestId('result-stale').count(), 'the results shown are for the current settings').toBe(0);

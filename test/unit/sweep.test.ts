@@ -47,11 +47,12 @@ describe('sweep: every point is a separate run at that n', () => {
     ['cl', 2],
   ])('%s, n = 0…%i, every mode: plans and perplexities equal prune() at each n', async (metric, N) => {
     const { ck, windows, evaluation } = await setup();
-    const seen: string[] = [];
-    const r = await sweepRun(ck, runtime, windows, { metric, layers: N, evaluation, onPoint: (m, p) => seen.push(`${m}:${p.n}`) });
+    const seen: { mode: string; n: number; removed: number[]; ppl: number }[] = [];
+    const r = await sweepRun(ck, runtime, windows, { metric, layers: N, evaluation, onPoint: (mode, p) => seen.push({ mode, ...p }) });
     expect(r.dense).toBe(await ppl(ck, evaluation.ids));
     expect(Object.keys(r.curves)).toEqual([...SWEEP_MODES]);
-    expect(seen).toHaveLength(SWEEP_MODES.length * N);
+    // onPoint: every point as it is measured, with the layers removed so far (the result's point)
+    expect(seen).toEqual(SWEEP_MODES.flatMap((mode) => r.curves[mode]!.map((p) => ({ mode, ...p }))));
     for (const mode of SWEEP_MODES) {
       const curve = r.curves[mode]!;
       expect(curve.map((p) => p.n)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
@@ -64,9 +65,10 @@ describe('sweep: every point is a separate run at that n', () => {
     // the curves differ where the modes do (stories260K, BI: compensation lowers perplexity at n = 2)
     if (metric === 'bi') expect(r.curves.prunecomp![1].ppl).toBeLessThan(r.curves.baseline![1].ppl);
     const csv = sweepCsv(r).trim().split('\n');
-    expect(csv[0]).toBe(['n', ...SWEEP_MODES].join(','));
+    expect(csv[0]).toBe(['n', ...SWEEP_MODES.flatMap((m) => [m, `${m} removed`])].join(','));
     expect(csv).toHaveLength(N + 2);
-    expect(csv[1].split(',').slice(1).map(Number)).toEqual(SWEEP_MODES.map(() => r.dense));
+    expect(csv[1].split(',').slice(1)).toEqual(SWEEP_MODES.flatMap(() => [String(r.dense), '']));
+    expect(csv[N + 1].split(',').slice(1)).toEqual(SWEEP_MODES.flatMap((m) => [String(r.curves[m]![N - 1].ppl), r.curves[m]![N - 1].removed.join(' ')]));
   }, 300_000);
 
   test('lopper sweep --json equals lopper prune --eval at each n (Prune&Comp); --csv; bad --modes', async () => {
@@ -82,9 +84,15 @@ describe('sweep: every point is a separate run at that n', () => {
       if (n === 1) expect(r.dense).toBe(p.dense.ppl);
     }
     const csv = await lopper('sweep', ...common, '--layers', '2', '--modes', 'prunecomp', '--csv');
-    expect(csv.stdout.trim().split('\n')).toEqual(['n,prunecomp', `0,${r.dense}`, `1,${r.curves.prunecomp[0].ppl}`, `2,${r.curves.prunecomp[1].ppl}`]);
+    const rm = (n: number) => r.curves.prunecomp[n - 1].removed.join(' ');
+    expect(csv.stdout.trim().split('\n')).toEqual(['n,prunecomp,prunecomp removed', `0,${r.dense},`, `1,${r.curves.prunecomp[0].ppl},${rm(1)}`, `2,${r.curves.prunecomp[1].ppl},${rm(2)}`]);
+    // --modes is checked once (sweepModes), naming the bad mode: one line on stderr, exit 1
     const bad = await lopper('sweep', ...common, '--layers', '2', '--modes', 'prunecomp,best');
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/--modes takes some of .* \(got "best"\)/);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/--modes takes some of prunecomp, baseline, iterative, oneshot-comp \(got "best"\)/);
+    const twice = await lopper('sweep', ...common, '--layers', '2', '--modes', 'prunecomp,prunecomp');
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toMatch(/--modes names "prunecomp" twice/);
   }, 300_000);
 });

@@ -56,9 +56,10 @@ export interface PruneOptions {
    * Each model on the way, in order: after the i-th removal, the model with those i layers
    * removed — what prune with `layers: i` returns, since every mode's i-step plan is the first
    * i steps of its n-step plan (except the cl metric, whose block depends on n: there only i = n).
-   * Awaited before the next step (a sweep measures each: app/sweep.ts).
+   * Awaited before the next step (a sweep measures each: app/sweep.ts). `removed`: the
+   * original indices removed so far, in removal order (that i-step plan's `removed`).
    */
-  onModel?: (i: number, model: Checkpoint) => Promise<void> | void;
+  onModel?: (i: number, model: Checkpoint, removed: number[]) => Promise<void> | void;
   signal?: AbortSignal;
 }
 
@@ -200,6 +201,7 @@ async function pruneFrom(
   const compensate = compensates(mode);
   const fold: Fold | 'none' = compensate ? (opts.fold ?? 'paper') : 'none';
   const steps: PlanStep[] = [];
+  const removedSoFar = () => steps.map((st) => st.removed);
   const original = [...Array(L).keys()];
   const scoreOpts = { barriers, seed: opts.seed, runtime };
   const check = () => {
@@ -231,7 +233,7 @@ async function pruneFrom(
         steps.push({ scores: r.scores, removed: orig, at: i, scale: b === 0 ? s : 1, folded: b === 0 && folded, skippedChannels: b === 0 ? skipped : 0, block }),
       );
       progress('removed', steps[steps.length - 1]);
-      await opts.onModel?.(n, out);
+      await opts.onModel?.(n, out, removedSoFar());
     } else if (mode === 'baseline' || mode === 'oneshot-comp') {
       const r = await scoreLayers(metric, state, scoreOpts);
       check();
@@ -244,7 +246,7 @@ async function pruneFrom(
           if (opts.onModel) {
             check();
             const i = steps.length;
-            await opts.onModel(i, i === n ? out : applyCut(ck, { layers: list.slice(0, i), fold: 'none', scale: 1 }));
+            await opts.onModel(i, i === n ? out : applyCut(ck, { layers: list.slice(0, i), fold: 'none', scale: 1 }), removedSoFar());
           }
         }
       } else {
@@ -257,7 +259,7 @@ async function pruneFrom(
           state = step.next;
           original.splice(k, 1);
           progress('removed', step.step);
-          await opts.onModel?.(steps.length, state.checkpoint);
+          await opts.onModel?.(steps.length, state.checkpoint, removedSoFar());
         }
         out = state.checkpoint;
       }
@@ -280,7 +282,7 @@ async function pruneFrom(
         }
         original.splice(k, 1);
         progress('removed', steps[steps.length - 1]);
-        await opts.onModel?.(steps.length, state.checkpoint);
+        await opts.onModel?.(steps.length, state.checkpoint, removedSoFar());
       }
       out = state.checkpoint;
     }

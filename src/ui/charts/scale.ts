@@ -37,13 +37,15 @@ function log10(x: number): number {
 }
 
 /** The axis for `values` (non-finite values are ignored for its extent). */
-export function valueScale(values: readonly number[], opts: { logRatio?: number; maxTicks?: number } = {}): Scale {
+export function valueScale(values: readonly number[], opts: { logRatio?: number; maxTicks?: number; log?: boolean } = {}): Scale {
   const logRatio = opts.logRatio ?? LOG_RATIO;
   const maxTicks = opts.maxTicks ?? 6;
   const finite = values.filter((v) => Number.isFinite(v));
   const min = finite.length ? Math.min(...finite) : 0;
   const max = finite.length ? Math.max(...finite) : 1;
   const edge = (v: number) => (Number.isNaN(v) || v === -Infinity ? 0 : v === Infinity ? 1 : null);
+
+  if (opts.log && finite.length > 0 && min > 0) return niceLogScale(min, max, maxTicks, edge);
 
   if (finite.length > 0 && min > 0 && max / min > logRatio) {
     const e0 = Math.ceil(log10(min)) - 1;
@@ -69,5 +71,39 @@ export function valueScale(values: readonly number[], opts: { logRatio?: number;
     hi,
     ticks: [0, 0.25, 0.5, 0.75, 1].map((t) => lo + t * (hi - lo)),
     frac: (v) => edge(v) ?? Math.min(1, Math.max(0, (v - lo) / (hi - lo))),
+  };
+}
+
+/** The 1-2-5 values (1, 2, 5, 10, 20, …) at or below (`down`) or at or above v > 0. */
+function nice125(v: number, down: boolean): number {
+  const e = Math.floor(log10(v));
+  const steps = [1, 2, 5, 10].map((m) => m * 10 ** e);
+  const hit = steps.find((s) => Math.abs(s - v) <= 1e-12 * v);
+  if (hit !== undefined) return hit;
+  return down ? steps.filter((s) => s < v).at(-1)! : steps.find((s) => s > v)!;
+}
+
+/**
+ * A log axis asked for (`log: true`, the curve's perplexity) whatever the values' span: ends
+ * on the 1-2-5 values around them (lo ≤ min, hi ≥ max, hi > lo), ticks the 1-2-5 values
+ * between (thinned to powers of ten, and the ends, when there are more than maxTicks), so a
+ * narrow range (5.8…40) is not squashed into one decade's corner.
+ */
+function niceLogScale(min: number, max: number, maxTicks: number, edge: (v: number) => number | null): Scale {
+  const lo = nice125(min, true);
+  let hi = nice125(max, false);
+  if (!(hi > lo)) hi = nice125(lo * 1.0001, false);
+  const all: number[] = [];
+  for (let v = lo; v <= hi * (1 + 1e-12); v = nice125(v * 1.0001, false)) all.push(v);
+  const decades = all.filter((v) => Number.isInteger(log10(v)));
+  const ticks = all.length <= maxTicks ? all : [...new Set([lo, ...decades, hi])].sort((a, b) => a - b);
+  const l0 = Math.log10(lo);
+  const l1 = Math.log10(hi);
+  return {
+    kind: 'log',
+    lo,
+    hi,
+    ticks,
+    frac: (v) => edge(v) ?? (v <= 0 ? 0 : Math.min(1, Math.max(0, (Math.log10(v) - l0) / (l1 - l0)))),
   };
 }

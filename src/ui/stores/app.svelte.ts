@@ -14,9 +14,12 @@ import { EvalStore } from './evaluation.svelte';
 import { ExportStore } from './export.svelte';
 import { GenerationStore } from './generation.svelte';
 import { ModelStore } from './model.svelte';
+import { PlaygroundStore } from './playground.svelte';
 import { RunStore } from './run.svelte';
 import { Settings } from './settings.svelte';
 import { StorageStore } from './storage.svelte';
+import { TourStore } from './tour.svelte';
+import { SweepStore } from './sweep.svelte';
 
 export class AppState {
   readonly client = new LopperClient();
@@ -32,20 +35,24 @@ export class AppState {
   readonly generation = new GenerationStore(this);
   readonly evaluation = new EvalStore(this);
   readonly exports = new ExportStore(this);
+  readonly playground = new PlaygroundStore(this);
+  readonly sweep = new SweepStore(this);
+  readonly tour = new TourStore();
 
   constructor() {
     this.client.onCrash = (message) => {
       this.model.summary = null;
       this.run.result = null;
       this.evaluation.result = null;
-      for (const job of [this.model.job, this.run.job, this.evaluation.job, this.exports.job, this.generation.job]) job.drop();
+      this.sweep.result = null;
+      for (const job of [this.model.job, this.run.job, this.evaluation.job, this.exports.job, this.generation.job, this.sweep.job]) job.drop();
       this.banner.setError('internal', message, () => this.model.reload());
     };
   }
 
   /** Whether any stage has a request in flight (the controls that would start another are off). */
   get busy(): boolean {
-    return this.model.job.active || this.run.job.active || this.generation.job.active || this.evaluation.job.active || this.exports.job.active;
+    return this.model.job.active || this.run.job.active || this.generation.job.active || this.evaluation.job.active || this.exports.job.active || this.sweep.job.active;
   }
 
   /** Device facts, the download source, and a model linked in the URL. */
@@ -57,7 +64,9 @@ export class AppState {
   modelChanged(): void {
     this.run.result = null;
     this.evaluation.result = null;
+    this.sweep.result = null;
     this.generation.clear();
+    this.playground.modelChanged();
   }
 
   /** Take the banner's way forward `a`. */
