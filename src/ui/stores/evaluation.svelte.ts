@@ -8,6 +8,7 @@ import type { EvalResult, EvalSettings, TaskData } from '../../app/protocol';
 import { dataBase } from '../texts';
 import type { AppState } from './app.svelte';
 import { Job } from './job.svelte';
+import { writeUrlParams } from '../url';
 
 /** The evaluation panel's choices, in the URL (tasks, items, qa) like the run's settings, so a setup is a link. */
 export class EvalChoice {
@@ -43,10 +44,7 @@ export class EvalChoice {
   }
 
   writeUrl(): void {
-    const url = new URL(location.href);
-    for (const k of ['tasks', 'items', 'qa']) url.searchParams.delete(k);
-    for (const [k, v] of Object.entries(this.params())) url.searchParams.set(k, v);
-    if (url.href !== location.href) history.replaceState(history.state, '', url);
+    writeUrlParams(['tasks', 'items', 'qa'], this.params());
   }
 }
 

@@ -5,13 +5,17 @@
  * a request and cancels the one in flight; an answer to anything but the latest request is
  * ignored, so the page always shows the state its controls show.
  */
-import type { PlaygroundResult } from '../../app/protocol';
+import type { Backend, PlaygroundResult } from '../../app/protocol';
 import { WorkerError } from '../client';
 import { isCancel } from '../errors';
 import type { AppState } from './app.svelte';
+import { writeUrlParams } from '../url';
 
 /** The URL parameters this store reads and writes (writeUrl replaces exactly these). */
 const URL_PARAMS = ['play', 'comp'] as const;
+
+/** The backend the playground computes on, whatever the run's. */
+export const PLAYGROUND_BACKEND: Backend = 'wasm';
 
 /** Above this many parameters a model is not measured until a layer is clicked (each change then takes seconds or more). */
 export const PLAYGROUND_AUTO_PARAMETERS = 30e6;
@@ -55,10 +59,7 @@ export class PlaygroundStore {
 
   /** Write the state into the page URL (replaceState); other parameters are left alone. */
   writeUrl(): void {
-    const url = new URL(location.href);
-    for (const k of URL_PARAMS) url.searchParams.delete(k);
-    for (const [k, v] of Object.entries(this.params())) url.searchParams.set(k, v);
-    if (url.href !== location.href) history.replaceState(history.state, '', url);
+    writeUrlParams(URL_PARAMS, this.params());
   }
 
   /** Remove layer k (at the end of the order) or restore it, then measure. */
@@ -98,7 +99,9 @@ export class PlaygroundStore {
       this.error = (e as Error).message;
       return;
     }
-    const call = app.client.call('playground', { removed: [...this.removed], compensate: this.compensate, backend: app.model.backend, ...texts });
+    // Always WASM: the playground is for small models, where WASM answers a click fastest, and
+    // it must not hold (or lose) the GPU device a WebGPU run is using.
+    const call = app.client.call('playground', { removed: [...this.removed], compensate: this.compensate, backend: PLAYGROUND_BACKEND, ...texts });
     this.inFlight = call.id;
     this.busy = true;
     try {

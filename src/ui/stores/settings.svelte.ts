@@ -11,6 +11,7 @@
 import { isMetric, METRICS, MODES, type Metric, type Mode } from '../../engine/prune/options';
 import type { Backend, Fold, RunSettings, TextSource } from '../../app/protocol';
 import { DEFAULT_CALIB, DEFAULT_EVAL, textById, textUrl } from '../texts';
+import { writeUrlParams } from '../url';
 
 export { METRICS, MODES };
 
@@ -150,10 +151,7 @@ export class Settings {
 
   /** Write the settings into the page URL (replaceState: no history entry per change). */
   writeUrl(): void {
-    const url = new URL(location.href);
-    for (const k of URL_PARAMS) url.searchParams.delete(k);
-    for (const [k, v] of Object.entries(this.params())) url.searchParams.set(k, v);
-    if (url.href !== location.href) history.replaceState(history.state, '', url);
+    writeUrlParams(URL_PARAMS, this.params());
   }
 
   private text(choice: string, custom: CustomText | null, what: string): TextSource {
