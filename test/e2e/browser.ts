@@ -140,10 +140,25 @@ export function browserPid(profileHint: string): number {
   throw new Error(`no Chromium process for ${profileHint}`);
 }
 
+/**
+ * `fn` evaluated in worker `w`, or `fallback` when it does not answer within `ms`: onnxruntime's
+ * WASM thread-pool workers run its pool loop and block in futex waits, so their event loop
+ * never takes Playwright's message.
+ */
+export async function evaluateInWorker<T>(w: Worker, fn: () => T | Promise<T>, fallback: T, ms = 2_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)));
+  try {
+    return await Promise.race([w.evaluate(fn).catch(() => fallback), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The app's own worker (the one that answers lopperDiagnostics; onnxruntime's thread workers load the same script). */
 export async function appWorker(p: Page): Promise<Worker> {
   for (const w of p.workers()) {
-    if (await w.evaluate(() => typeof (self as unknown as { lopperDiagnostics?: unknown }).lopperDiagnostics === 'function').catch(() => false)) return w;
+    if (await evaluateInWorker(w, () => typeof (self as unknown as { lopperDiagnostics?: unknown }).lopperDiagnostics === 'function', false)) return w;
   }
   throw new Error(`no app worker among ${p.workers().length} workers`);
 }

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorText, perplexities, runButton, setUpRun, waitForResults, waitForTestId, STORIES_RUN, type RunSetup } from './app';
-import { openBrowser, type Browser } from './browser';
+import { evaluateInWorker, openBrowser, type Browser } from './browser';
 import { sharedDir } from './cli';
 import { startPreview, type AppServer } from './servers';
 
@@ -153,7 +153,7 @@ describe.sequential('faults: the GPU', () => {
     // it was made), so the test can destroy it: GPUDevice.destroy() is how a real loss reaches
     // the app (device.lost resolves, pending work fails).
     for (const w of p.workers()) {
-      await w.evaluate(() => {
+      await evaluateInWorker(w, () => {
         const g = globalThis as unknown as { __devices?: Set<GPUDevice>; GPUDevice?: { prototype: GPUDevice } };
         if (!g.GPUDevice || g.__devices) return;
         const devices = (g.__devices = new Set());
@@ -162,7 +162,7 @@ describe.sequential('faults: the GPU', () => {
           devices.add(this);
           return createBuffer.apply(this, args);
         };
-      });
+      }, undefined);
     }
     // SwiftShader is slow: a short pasted evaluation text (as the path test's WebGPU check).
     const text = readFileSync(path.join(sharedDir, 'data/tinystories/eval.txt'), 'utf8').slice(0, 400);
@@ -186,11 +186,15 @@ describe.sequential('faults: the GPU', () => {
       (
         await Promise.all(
           p.workers().map((w) =>
-            w.evaluate(() => {
-              const devices = [...((globalThis as unknown as { __devices?: Set<GPUDevice> }).__devices ?? [])];
-              devices.forEach((d) => d.destroy());
-              return devices.length;
-            }),
+            evaluateInWorker(
+              w,
+              () => {
+                const devices = [...((globalThis as unknown as { __devices?: Set<GPUDevice> }).__devices ?? [])];
+                devices.forEach((d) => d.destroy());
+                return devices.length;
+              },
+              0,
+            ),
           ),
         )
       ).reduce((a, b) => a + b, 0);
