@@ -116,9 +116,12 @@ describe.sequential("a person's path", () => {
 
   it('calibrates and prunes 2 layers with Prune&Comp and the baseline: the perplexities equal the CLI’s, and the page never freezes', async () => {
     const p = page();
-    // The layer playground measures the loaded model first (in the worker, on both cores): let it finish.
-    await p.getByTestId('playground-busy').waitFor({ state: 'detached', timeout: 60_000 });
-    // The measure can fail: a 250 ms busy task on the main thread is seen, in wall time and in CPU time.
+    // The layer playground measures the loaded model first (in the worker: onnxruntime's threads
+    // take both cores, and spin a while after): let it answer.
+    await p.locator('[data-testid=playground][data-current=true]').waitFor({ timeout: 60_000 });
+    // The measure can fail: a 250 ms busy task on the main thread is seen, in wall time and in
+    // CPU time. On 2 shared cores the main thread can be descheduled for part of it (its CPU time
+    // then reads low), so the check takes the best of a few tries.
     const busyTask = () =>
       p.evaluate(
         () =>
@@ -130,10 +133,18 @@ describe.sequential("a person's path", () => {
             }, 0),
           ),
       );
-    let busy = 0;
-    const busyCpu = await mainThreadCpu(p, async () => void (busy = await busyTask()));
-    await expect.poll(async () => (await longTasks(p)).some((t) => t.start >= busy - 50 && t.start <= busy + 50 && t.duration > 200), { timeout: 5_000 }).toBe(true);
-    expect(Math.max(...busyCpu.map((t) => t.cpuMs))).toBeGreaterThan(200);
+    const seen: { cpuMs: number; wall: boolean }[] = [];
+    for (let attempt = 0; attempt < 5 && !seen.some((t) => t.cpuMs > 200 && t.wall); attempt++) {
+      if (attempt) await p.waitForTimeout(1_000);
+      let busy = 0;
+      const busyCpu = await mainThreadCpu(p, async () => void (busy = await busyTask()));
+      const wall = await expect
+        .poll(async () => (await longTasks(p)).some((t) => t.start >= busy - 50 && t.start <= busy + 50 && t.duration > 200), { timeout: 5_000 })
+        .toBe(true)
+        .then(() => true, () => false);
+      seen.push({ cpuMs: Math.max(...busyCpu.map((t) => t.cpuMs)), wall });
+    }
+    expect(seen.some((t) => t.cpuMs > 200 && t.wall), `a 250 ms busy task, seen as [CPU ms, long task]: ${JSON.stringify(seen)}`).toBe(true);
 
     await setUpRun(p, SETUP);
     const t0 = await pageNow(p);
