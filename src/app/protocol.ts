@@ -300,7 +300,8 @@ export interface PerplexityInfo {
   windows: number;
 }
 
-export interface RunResult {
+/** What every result the worker stores and returns for a run's settings starts with (a run, a sweep). */
+export interface StoredRunResult {
   key: string;
   /** true when it came from the result cache */
   fromCache: boolean;
@@ -310,6 +311,11 @@ export interface RunResult {
   model: { key: string; name: string; numLayers: number };
   /** the settings that identify it, texts by identity (a built-in's id; custom texts by name and hash: textLabel gives the name) */
   settings: RunIdentity;
+  /** what could not be kept (storage full), in plain words */
+  warnings?: string[];
+}
+
+export interface RunResult extends StoredRunResult {
   calibration: { windows: number; window: number; tokens: number };
   evaluation: { windows: number; window: number; tokens: number };
   ppl: { dense: PerplexityInfo; baseline: PerplexityInfo; prunecomp: PerplexityInfo | null };
@@ -321,8 +327,6 @@ export interface RunResult {
    * operations: what later runs' estimates divide by); absent in results stored before
    */
   timings?: RunTimings & { execution: Execution; flopsPerSecond: number };
-  /** what could not be kept (storage full), in plain words */
-  warnings?: string[];
 }
 
 export interface GenerateResult {
@@ -367,18 +371,9 @@ export interface SweepRequest {
 }
 
 /** A sweep as the worker stores and returns it. */
-export interface SweepRunResult {
-  key: string;
-  /** true when it came from the result cache */
-  fromCache: boolean;
-  computedAt: number;
-  millis: number;
-  model: { key: string; name: string; numLayers: number };
-  /** the run settings it was computed with (its layers and mode are not part of its key) */
-  settings: RunIdentity;
+export interface SweepRunResult extends StoredRunResult {
+  /** (settings: the run's it was computed with; its layers and mode are not part of its key) */
   sweep: SweepResult;
-  /** what could not be kept (storage full), in plain words */
-  warnings?: string[];
 }
 
 export interface ExportResult {
