@@ -11,7 +11,7 @@
  */
 import { LopperError } from '../engine/errors';
 import type { Checkpoint } from '../engine/model/checkpoint';
-import type { Barriers, Fold, Metric, Mode } from '../engine/prune/options';
+import type { Barriers, Comp, Fold, Metric, Mode } from '../engine/prune/options';
 import { pruneWithBaseline, type Plan } from '../engine/prune/plan';
 import { Engine, type WindowStats } from '../engine/runtime/engine';
 import type { Runtime } from '../engine/runtime/ort';
@@ -51,6 +51,9 @@ export interface CompareRunOptions {
   /** the method compared with the baseline ('baseline': the baseline alone) */
   mode: Mode;
   fold: Fold;
+  /** what the compensated mode folds (default 'scalar') and the linear/diag fits' ridge term (default 0) */
+  comp?: Comp;
+  alpha?: number;
   barriers?: Partial<Barriers>;
   /** the random metric's seed (default 0) */
   seed?: number;
@@ -135,6 +138,8 @@ export async function compareRun(ck: Checkpoint, runtime: Runtime, windows: read
     layers: o.layers,
     mode: o.mode,
     fold: o.fold,
+    comp: o.comp,
+    alpha: o.alpha,
     barriers: o.barriers,
     seed: o.seed ?? 0,
     reuse: o.reuse,

@@ -24,7 +24,7 @@ import { isLazy } from '../engine/model/tensor';
 import { chooseExecution, Engine, WHOLE_GRAPH_BUDGET } from '../engine/runtime/engine';
 import { cudaRuntime, nodeRuntime } from '../engine/runtime/node';
 import type { Runtime } from '../engine/runtime/ort';
-import { isMetric, METRICS, MODES, type Metric, type Mode } from '../engine/prune/options';
+import { COMP_CHOICES, compWithMode, isMetric, METRICS, MODES, type CompChoice, type Metric, type Mode } from '../engine/prune/options';
 import { prune, type Plan, type PruneOptions } from '../engine/prune/plan';
 import { compareRun, textWindows, tokenizeText } from '../app/run';
 import { SWEEP_MODES, sweepCsv, sweepRun } from '../app/sweep';
@@ -45,6 +45,8 @@ commands:
             [--dtype fp32|fp16|both]  (onnx: onnx/model.onnx, onnx/model_fp16.onnx or both; default fp32)
   prune     --model MODEL --metric METRIC --layers N --mode MODE --calib FILE
             [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--eval FILE] [--json]
+            [--budget B]  (cut one layer at a time, up to --layers (default: all but one), and stop before
+            the first cut after which the calibration perplexity would exceed B × the dense model's)
             [--out DIR [--format hf|llama2c|onnx] [--dtype …]]  (default: the model's format; plan.json and
             prune-layers.txt, for llama-quantize --prune-layers, beside it)
   sweep     --model MODEL --metric METRIC --layers N --calib FILE --eval FILE [--modes M,M…] [--csv|--json]
@@ -62,6 +64,11 @@ pruning options:
   METRIC             ${METRICS.join('|')}
   MODE               ${MODES.join('|')}
   --skip-first N, --skip-last N   eligibility barriers (default: the paper's per metric)
+  --comp C           what the compensated modes fold at each cut: scalar (Prune&Comp's s, default),
+                     linear (ReplaceMe's least-squares D×D map, folded into down_proj of the layer before
+                     the cut; the scalar where the cut is layer 0), diag (its diagonal), or none (the
+                     uncompensated twin: prunecomp → iterative, oneshot-comp → baseline)
+  --alpha A          ridge term of the linear/diag fits (default 0, as ReplaceMe)
   --seed S           seed of the random metric (default 0)
   --no-reuse         recompute every layer at every step instead of reusing statistics (exact for
                      the paper fold, where reuse is exact only up to the RMSNorm ε term)
@@ -122,6 +129,8 @@ const pruneArgs = {
   'calib-windows': { type: 'string' },
   window: { type: 'string' },
   fold: { type: 'string' },
+  comp: { type: 'string' },
+  alpha: { type: 'string' },
   eval: { type: 'string' },
   'skip-first': { type: 'string' },
   'skip-last': { type: 'string' },
@@ -138,14 +147,20 @@ interface PruneSetup {
   /** evaluation text's ids (BOS first), when --eval was given */
   evalIds?: number[];
   opts: Omit<PruneOptions, 'mode'>;
+  /** --comp: a compensation, or 'none' (the compensated modes' uncompensated twins: compWithMode) */
+  comp: CompChoice;
 }
 
 /** Options, texts and model for prune/compare, all checked before any work. */
-async function pruneSetup(v: Record<string, unknown>, evalRequired: boolean): Promise<PruneSetup> {
+async function pruneSetup(v: Record<string, unknown>, evalRequired: boolean, layersOptional = false): Promise<PruneSetup> {
   const metric = required(v, 'metric');
   if (!isMetric(metric)) throw new LopperError('bad-option', `--metric must be one of ${METRICS.join(', ')} (got "${metric}")`);
-  const layers = int(v, 'layers', undefined, 1);
-  if (layers === undefined) throw new LopperError('bad-option', '--layers is required');
+  let layers = int(v, 'layers', undefined, 1);
+  if (layers === undefined && !layersOptional) throw new LopperError('bad-option', '--layers is required');
+  const comp = (v.comp as string | undefined) ?? 'scalar';
+  if (!(COMP_CHOICES as readonly string[]).includes(comp)) throw new LopperError('bad-option', `--comp must be one of ${COMP_CHOICES.join(', ')} (got "${comp}")`);
+  const alpha = float(v, 'alpha', 0);
+  if (alpha < 0) throw new LopperError('bad-option', `--alpha must be ≥ 0 (got ${alpha})`);
   const window = int(v, 'window', 256, 2)!;
   const K = int(v, 'calib-windows', 8, 1)!;
   const fold = (v.fold as string | undefined) ?? 'paper';
@@ -157,11 +172,20 @@ async function pruneSetup(v: Record<string, unknown>, evalRequired: boolean): Pr
   const calibText = await readText(calibPath);
   const evalText = evalPath === undefined ? undefined : await readText(evalPath);
   const ck = await openModel(v);
+  layers ??= ck.config.numLayers - 1; // a budget's most: all but one (the barriers may allow fewer: prune says so)
   if (layers >= ck.config.numLayers) throw new LopperError('bad-option', `cannot remove ${layers} of ${ck.config.numLayers} layers: at least one must remain`);
   const windows = textWindows(tokenizeText(ck, calibText), window, K, 'calibration text', calibPath);
   const evalIds = evalText === undefined ? undefined : tokenizeText(ck, evalText);
   if (evalIds) textWindows(evalIds, window, undefined, 'evaluation text', evalPath!);
-  return { ck, runtime: await runtimeFor(v), window, windows, evalIds, opts: { metric: metric as Metric, layers, fold, barriers, seed, reuse: !v['no-reuse'] } };
+  return {
+    ck,
+    runtime: await runtimeFor(v),
+    window,
+    windows,
+    evalIds,
+    comp: comp as CompChoice,
+    opts: { metric: metric as Metric, layers, fold, barriers, seed, reuse: !v['no-reuse'], alpha },
+  };
 }
 
 async function perplexityOf(ck: Checkpoint, runtime: Runtime, ids: number[], window: number) {
@@ -174,7 +198,32 @@ async function perplexityOf(ck: Checkpoint, runtime: Runtime, ids: number[], win
   }
 }
 
-const fmtScales = (p: Plan) => p.scales.map((s, i) => (p.steps[i].folded ? s.toFixed(4) : `(${s.toFixed(4)})`)).join(', ');
+/** A compared plan's name in tables: Prune&Comp (scalar), its linear/diag variants, or the uncompensated mode. */
+const compLabel = (p: Plan) => (p.comp === 'linear' || p.comp === 'diag' ? `${MODE_LABEL[p.mode]} (${p.comp})` : MODE_LABEL[p.mode]);
+
+const fmtScales = (p: Plan) => p.scales.map((s, i) => (p.steps[i].map ? p.steps[i].map!.kind : p.steps[i].folded ? s.toFixed(4) : `(${s.toFixed(4)})`)).join(', ');
+
+/** What was folded at each step: scales, or maps with how much of the removed layers' effect each left unexplained. */
+function compLine(plan: Plan): string {
+  if (plan.fold === 'none') return '';
+  if (plan.comp === 'scalar') return `scales ${fmtScales(plan)} (fold ${plan.fold}${plan.untied ? ', embeddings untied' : ''}; in parentheses: measured, nothing to fold)\n`;
+  const steps = plan.steps.filter((st) => st.folded || st.map);
+  const each = steps.map((st) =>
+    st.map
+      ? `layer ${st.removed}: ${st.map.kind} map into layer ${st.map.layer}'s down_proj, residual ${st.map.residual.toPrecision(3)} (deleting alone ${st.map.residualNone.toPrecision(3)})`
+      : `layer ${st.removed}: scalar s = ${st.scale.toFixed(4)} (no layer before it to fold a map into)`,
+  );
+  return `compensation ${plan.comp} (α = ${plan.alpha}): ${each.join('; ')}\n`;
+}
+
+function budgetLine(b: NonNullable<Plan['budget']>): string {
+  const limit = b.factor * b.densePpl;
+  const why =
+    b.stopped === 'budget'
+      ? `stopped: removing layer ${b.rejected!.removed} next would give ${b.rejected!.ppl.toFixed(4)} > ${limit.toFixed(4)}`
+      : `stopped at the most layers allowed, within the budget`;
+  return `budget ${b.factor} × dense calibration perplexity ${b.densePpl.toFixed(4)} = ${limit.toFixed(4)}; after each cut ${b.ppls.map((p) => p.toFixed(4)).join(', ') || '(none)'}; ${why}\n`;
+}
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   async info(argv) {
@@ -259,15 +308,16 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
 
   async prune(argv) {
-    const v = parse(argv, { ...pruneArgs, mode: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' }, dtype: { type: 'string' } });
+    const v = parse(argv, { ...pruneArgs, mode: { type: 'string' }, budget: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' }, dtype: { type: 'string' } });
     const mode = required(v, 'mode');
     if (!(MODES as readonly string[]).includes(mode)) throw new LopperError('bad-option', `--mode must be one of ${MODES.join(', ')} (got "${mode}")`);
+    const budget = v.budget === undefined ? undefined : float(v, 'budget', 0);
     const dir = v.out as string | undefined;
     if (dir !== undefined) await checkOutDir(dir);
-    const { ck, runtime, window, windows, evalIds, opts } = await pruneSetup(v, false);
+    const { ck, runtime, window, windows, evalIds, opts, comp } = await pruneSetup(v, false, budget !== undefined);
     const format = pruneOutFormat(v, ck, dir);
     const dtypes = dtypeOption(v, format);
-    const { plan, checkpoint } = await prune(ck, runtime, windows, { ...opts, mode: mode as Mode });
+    const { plan, checkpoint } = await prune(ck, runtime, windows, { ...opts, ...compWithMode(mode as Mode, comp), budget });
     const dense = evalIds && (await perplexityOf(ck, runtime, evalIds, window));
     const pruned = evalIds && (await perplexityOf(checkpoint, runtime, evalIds, window));
     const model = dir === undefined ? undefined : await writeModel(checkpoint, dir, { format, plan, dtypes });
@@ -288,7 +338,8 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       return;
     }
     out(`removed layers ${plan.removed.join(', ')} (original indices, in removal order) of ${plan.layersBefore} by ${plan.metric}, mode ${plan.mode}\n`);
-    if (plan.fold !== 'none') out(`scales ${fmtScales(plan)} (fold ${plan.fold}${plan.untied ? ', embeddings untied' : ''}; in parentheses: measured, nothing to fold)\n`);
+    out(compLine(plan));
+    if (plan.budget) out(budgetLine(plan.budget));
     if (dense && pruned) out(`perplexity dense ${dense.ppl.toFixed(4)} → pruned ${pruned.ppl.toFixed(4)} (${dense.windows} windows of ${window})\n`);
     if (model !== undefined) out(`wrote the pruned model: ${model} (plan.json and prune-layers.txt beside it)\n`);
   },
@@ -317,16 +368,18 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
 
   async compare(argv) {
     const v = parse(argv, pruneArgs);
-    const { ck, runtime, window, windows, evalIds, opts } = await pruneSetup(v, true);
+    const { ck, runtime, window, windows, evalIds, opts, comp: choice } = await pruneSetup(v, true);
+    const { mode, comp } = compWithMode('prunecomp', choice);
     const run = await compareRun(ck, runtime, windows, {
       ...opts,
       fold: opts.fold ?? 'paper',
-      mode: 'prunecomp',
+      mode,
+      comp,
       evaluation: { ids: evalIds!, window },
       curves: !!v.json,
     });
     const { dense, baseline: basePpl, compared: compPpl } = run.ppl!;
-    const [base, comp] = [run.plans.baseline, run.plans.compared!];
+    const [base, compared] = [run.plans.baseline, run.plans.compared!];
     if (v.json) {
       const result = {
         model: ck.source,
@@ -336,7 +389,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
         eval: { tokens: dense.tokens, windows: dense.windows },
         dense: { ppl: dense.ppl, curve: run.curves!.dense },
         baseline: { ...planJson(base), ppl: basePpl.ppl, curve: run.curves!.baseline },
-        prunecomp: { ...planJson(comp), ppl: compPpl!.ppl, curve: run.curves!.compared },
+        prunecomp: { ...planJson(compared), ppl: compPpl!.ppl, curve: run.curves!.compared },
       };
       out(JSON.stringify(result) + '\n');
       return;
@@ -345,11 +398,12 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       ['', 'perplexity', 'layers removed', 'scales'],
       ['dense', dense.ppl.toFixed(4), '-', '-'],
       ['baseline', basePpl.ppl.toFixed(4), base.removed.join(', '), '-'],
-      ['Prune&Comp', compPpl!.ppl.toFixed(4), comp.removed.join(', '), fmtScales(comp)],
+      [compLabel(compared), compPpl!.ppl.toFixed(4), compared.removed.join(', '), compared.fold === 'none' ? '-' : fmtScales(compared)],
     ];
     const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-    out(`${ck.source}: ${opts.metric}, ${opts.layers} of ${ck.config.numLayers} layers, fold ${comp.fold}${comp.untied ? ' (embeddings untied)' : ''}; ${dense.windows} eval windows of ${window}\n`);
+    out(`${ck.source}: ${opts.metric}, ${opts.layers} of ${ck.config.numLayers} layers, fold ${compared.fold}${compared.untied ? ' (embeddings untied)' : ''}; ${dense.windows} eval windows of ${window}\n`);
     for (const r of rows) out(r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd() + '\n');
+    if (compared.comp === 'linear' || compared.comp === 'diag') out(compLine(compared));
   },
 
   async eval(argv) {

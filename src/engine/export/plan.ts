@@ -4,22 +4,35 @@
  * one-line list llama.cpp's `llama-quantize --prune-layers` takes (comma-separated layer
  * ids; llama.cpp PR #13037, "quantize: Handle user-defined pruning of whole layers").
  */
+import type { CompMap } from '../prune/fit';
 import type { Plan } from '../prune/plan';
 
 export const PLAN_JSON = 'plan.json';
 export const PRUNE_LAYERS_TXT = 'prune-layers.txt';
 
-/** The plan's fields the CLI prints and plan.json holds (everything but the bookkeeping of the run). */
+/**
+ * The plan's fields the CLI prints and plan.json holds (everything but the bookkeeping of the
+ * run). A step's linear/diag map is summarised (its kind, layer, fit and size), not listed: its
+ * D×D values are folded into the exported weights.
+ */
 export function planJson(p: Plan) {
   return {
     removed: p.removed,
     scales: p.scales,
     fold: p.fold,
+    comp: p.comp,
+    ...(p.comp === 'linear' || p.comp === 'diag' ? { alpha: p.alpha } : {}),
     untied: p.untied,
     skippedChannels: p.skippedChannels,
     barriers: p.barriers,
-    steps: p.steps,
+    ...(p.budget && { budget: p.budget }),
+    steps: p.steps.map(({ map, ...step }) => (map ? { ...step, map: mapSummary(map) } : step)),
   };
+}
+
+/** What plan.json says of a fitted map. */
+export function mapSummary(m: CompMap) {
+  return { kind: m.kind, layer: m.layer, tokens: m.tokens, alpha: m.alpha, residual: m.residual, residualNone: m.residualNone, values: m.T.length };
 }
 
 /** `llama-quantize --prune-layers` value: the removed layers' original indices, ascending, comma-separated. */

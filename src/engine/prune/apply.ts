@@ -14,15 +14,16 @@ import { applyCut, type Cut } from './surgery';
  *                        order is immaterial and the result the same as step by step)
  *   cl                   one cut of the block at its first step's index, folded once
  *   otherwise            one cut per step at its current index, folded where the step was
+ *                        (its map, when it has one, else its scale)
  */
 export function planCuts(plan: Plan): Cut[] {
   if (plan.fold === 'none') return [{ layers: plan.removed, fold: 'none', scale: 1 }];
   if (plan.metric === 'cl') {
     const first = plan.steps[0];
     const n = first.block?.length ?? plan.removed.length;
-    return [{ layers: Array.from({ length: n }, (_, b) => first.at + b), fold: first.folded ? plan.fold : 'none', scale: first.scale }];
+    return [{ layers: Array.from({ length: n }, (_, b) => first.at + b), fold: first.folded && !first.map ? plan.fold : 'none', scale: first.scale, map: first.map }];
   }
-  return plan.steps.map((step) => ({ layers: [step.at], fold: step.folded ? plan.fold : 'none', scale: step.scale }));
+  return plan.steps.map((step) => ({ layers: [step.at], fold: step.folded && !step.map ? plan.fold : 'none', scale: step.scale, map: step.map }));
 }
 
 /** The pruned model of `plan` from the model it started from (`ck`, the dense model). */

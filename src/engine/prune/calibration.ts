@@ -1,10 +1,11 @@
 import { LopperError } from '../errors';
 import type { Checkpoint } from '../model/checkpoint';
-import { Engine, type Progress, type WindowResult, type WindowStats } from '../runtime/engine';
+import { Engine, type PassOutputs, type Progress, type WindowResult, type WindowStats } from '../runtime/engine';
 import type { Runtime } from '../runtime/ort';
+import { GramAccumulator, type CompMap } from './fit';
 import { scaleFromStats, type ScaleResult } from './scale';
 import type { Fold } from './options';
-import { applyCut, removeLayers } from './surgery';
+import { applyCut, removeLayers, zeroMlpOutput } from './surgery';
 
 export interface CalibrationOptions {
   /** Reuse statistics and stream checkpoints across cuts (default true); false recomputes everything each step. */
@@ -13,6 +14,8 @@ export interface CalibrationOptions {
   batch?: number;
   /** Memory for stream checkpoints (default 1 GiB); past it, only every m-th boundary is kept. */
   maxCacheBytes?: number;
+  /** Also compute each state's calibration NLL (the last layers and the head run anyway in every pass): `perplexity()`. */
+  nll?: boolean;
   onProgress?: Progress;
 }
 
@@ -37,6 +40,8 @@ export class Calibrated {
     private readonly checkpoints: readonly (readonly Float32Array[] | undefined)[],
     /** per boundary k: the factor its cached streams must be multiplied by */
     private readonly factors: readonly number[],
+    /** Σ NLL over the windows' predicted tokens (nats), when opts.nll */
+    private readonly nllSum: number | null,
     private readonly engine: Engine,
     private readonly runtime: Runtime,
     private readonly opts: CalibrationOptions,
@@ -83,7 +88,8 @@ export class Calibrated {
       }
     }
     if (from === 0) checkpoints[0] = results.map((r) => r.streams[0]);
-    return new Calibrated(ck, windows, stats, checkpoints, factors, engine, runtime, opts);
+    const nllSum = opts.nll ? results.reduce((a, r) => a + r.nll!.reduce((b, v) => b + v, 0), 0) : null;
+    return new Calibrated(ck, windows, stats, checkpoints, factors, nllSum, engine, runtime, opts);
   }
 
   get numLayers(): number {
@@ -97,6 +103,49 @@ export class Calibrated {
       for (const st of this.stats) sum += st.absMean[k].reduce((a, v) => a + v, 0) / st.absMean[k].length;
       return sum / this.stats.length;
     });
+  }
+
+  /** The calibration windows' perplexity under this model (needs opts.nll): exp(mean NLL over predicted tokens). */
+  perplexity(): number {
+    if (this.nllSum === null) throw new LopperError('bad-option', 'this calibration was not asked for its NLL (CalibrationOptions.nll)');
+    return Math.exp(this.nllSum / (this.windows.length * (this.windows[0].length - 1)));
+  }
+
+  /**
+   * Fit a linear or diagonal map (fit.ts) for removing layers k..j−1 (k ≥ 1): Y, layer p =
+   * k−1's stream after its attention, comes from one run of layer p alone with its down_proj
+   * zeroed (so it writes M = 0 and outputs Y); M = X_k − Y and A = X_j − Y per token.
+   */
+  async fitMap(k: number, j: number, kind: CompMap['kind'], alpha: number): Promise<CompMap> {
+    const L = this.numLayers;
+    if (!Number.isInteger(k) || !Number.isInteger(j) || k < 1 || j <= k || j > L) throw new LopperError('bad-option', `a map for layers ${k}..${j - 1} needs 1 ≤ k < j ≤ ${L}`);
+    const p = k - 1;
+    const D = this.checkpoint.config.hiddenSize;
+    const xp = await this.streamAt(p);
+    // layers 0..p with layer p's MLP output zeroed: a pass from X_p runs layer p alone and gives Y
+    const upToP = removeLayers(this.checkpoint, [...Array(L - k).keys()].map((i) => k + i));
+    const halfLayer = zeroMlpOutput(upToP, p);
+    const engine = new Engine(halfLayer, this.runtime);
+    let ys: Float32Array[];
+    try {
+      const results = await runBatched(engine, this.windows, p, p === 0 ? undefined : xp, { ...this.opts, onProgress: undefined, want: { streams: true } });
+      ys = results.map((r) => r.streams[p + 1]);
+    } finally {
+      await engine.dispose();
+    }
+    const xk = await this.streamAt(k);
+    const xj = await this.streamAt(j);
+    const acc = new GramAccumulator(D);
+    for (let w = 0; w < this.windows.length; w++) {
+      const m = new Float32Array(ys[w].length);
+      const a = new Float32Array(ys[w].length);
+      for (let i = 0; i < m.length; i++) {
+        m[i] = xk[w][i] - ys[w][i];
+        a[i] = xj[w][i] - ys[w][i];
+      }
+      acc.add(m, a);
+    }
+    return acc.solve(kind, alpha, p, j === k + 1 ? `removing layer ${k}` : `removing layers ${k}..${j - 1}`);
   }
 
   /** Compensation scale for removing layers k..j−1 (default one layer), from the statistics. */
@@ -133,22 +182,26 @@ export class Calibrated {
    * Remove layer k; fold `s` (paper: embedding and o/down_proj before the cut ×s; tied:
    * o/down_proj after the cut ×1/s; none: no compensation). Returns the next state.
    */
-  async removeLayer(k: number, fold: Fold | 'none', s = 1): Promise<Calibrated> {
+  async removeLayer(k: number, fold: Fold | 'none', s = 1, opts: { map?: CompMap; keep?: boolean } = {}): Promise<Calibrated> {
     const L = this.numLayers;
+    const { map } = opts;
     if (k < 0 || k >= L) throw new LopperError('bad-option', `layer ${k} does not exist (the model has ${L})`);
     if (L === 1) throw new LopperError('bad-option', 'cannot remove the only layer');
+    if (map && map.layer !== k - 1) throw new LopperError('bad-option', `a map for removing layer ${k} folds into layer ${k - 1}, not ${map.layer}`);
     // The last layer: the final RMSNorm cancels any scalar, so there is nothing to fold (applyCut folds nothing there).
     if (k === L - 1) fold = 'none';
-    const ck = applyCut(this.checkpoint, { layers: [k], fold, scale: s });
+    const ck = applyCut(this.checkpoint, { layers: [k], fold, scale: s, map });
     const engine = new Engine(ck, this.runtime);
-    await this.engine.dispose();
+    // `keep`: this state stays usable (another run starts from it too); otherwise the removal consumes it
+    if (!opts.keep) await this.engine.dispose();
     if (this.opts.reuse === false) {
       const results = await disposeOnError(engine, () => runBatched(engine, this.windows, 0, undefined, this.opts));
       return Calibrated.fromResults(ck, this.windows, results, 0, [], [], [], engine, this.runtime, this.opts);
     }
     // Streams before the cut are α·X (α = s for the paper's fold); restart from the last kept one.
-    const alpha = fold === 'paper' ? s : 1;
-    let c = k;
+    // A map changes layer p = k−1: streams up to X_p are unchanged, restart from the last kept one ≤ p.
+    const alpha = !map && fold === 'paper' ? s : 1;
+    let c = map ? k - 1 : k;
     while (!this.checkpoints[c]) c--;
     const keptStats = this.stats.map((st) => ({
       cos: st.cos.slice(0, c),
@@ -188,7 +241,7 @@ async function runBatched(
   windows: readonly (readonly number[])[],
   from: number,
   streams: readonly Float32Array[] | undefined,
-  opts: CalibrationOptions & { want?: { nll: true } },
+  opts: CalibrationOptions & { want?: PassOutputs },
   fromTokens = false,
 ): Promise<WindowResult[]> {
   // Layer-streamed engines take every window at once (each layer's session is built once per
@@ -199,7 +252,7 @@ async function runBatched(
   const out: WindowResult[] = [];
   for (let i = 0; i < windows.length; i += batch) {
     const ws = windows.slice(i, i + batch);
-    const want = opts.want ?? { stats: true, streams: true };
+    const want = opts.want ?? { stats: true, streams: true, nll: opts.nll };
     const start = from === 0 || fromTokens ? undefined : { from, streams: streams!.slice(i, i + batch) };
     out.push(...(await engine.pass(ws, want, start, onStep)));
     opts.onProgress?.(Math.min(i + batch, windows.length), windows.length);

@@ -47,3 +47,31 @@ export type Fold = (typeof FOLDS)[number];
 export function isFold(f: string): f is Fold {
   return (FOLDS as readonly string[]).includes(f);
 }
+
+/**
+ * What a compensated mode folds at each cut (fit.ts):
+ *   scalar  Prune&Comp's one scale s (scale.ts), folded the `Fold` way
+ *   linear  ReplaceMe's least-squares map T (D×D) folded into down_proj of the layer before the cut
+ *   diag    its diagonal variant (one factor per channel), folded the same way
+ * The CLI's `--comp none` names a compensated mode's uncompensated twin (compWithMode).
+ */
+export const COMPS = ['scalar', 'linear', 'diag'] as const;
+export type Comp = (typeof COMPS)[number];
+
+export function isComp(c: string): c is Comp {
+  return (COMPS as readonly string[]).includes(c);
+}
+
+/** `--comp` values: 'none' and the compensations. */
+export const COMP_CHOICES = ['none', ...COMPS] as const;
+export type CompChoice = (typeof COMP_CHOICES)[number];
+
+/**
+ * The mode and compensation a `--comp` choice gives `mode`: 'none' turns the compensated
+ * modes into their uncompensated twins (prunecomp → iterative, oneshot-comp → baseline),
+ * a compensation keeps the mode. The uncompensated modes ignore the choice.
+ */
+export function compWithMode(mode: Mode, choice: CompChoice): { mode: Mode; comp: Comp } {
+  if (choice !== 'none') return { mode, comp: choice };
+  return { mode: mode === 'prunecomp' ? 'iterative' : mode === 'oneshot-comp' ? 'baseline' : mode, comp: 'scalar' };
+}

@@ -8,6 +8,15 @@
  *   oneshot-comp  the baseline's list (dense scores, ascending), removed one at a time in
  *                 that order, each with s estimated on the current model and folded (ablation).
  *
+ * Compensation (`comp`, in the compensated modes): 'scalar' folds Prune&Comp's s as above;
+ * 'linear' / 'diag' fit a least-squares map on the current model before each deletion and fold
+ * it into down_proj of the layer before the cut (fit.ts); removing layer 0, which has no layer
+ * before it, folds the scalar s instead (the step has no map: the plan says so).
+ *
+ * Budget (`budget` B, prunecomp / iterative): cut one layer at a time, up to `layers`, and stop
+ * before the first cut after which the calibration windows' perplexity would exceed B × the
+ * dense model's (plan.budget says where and why it stopped).
+ *
  * CL (a contiguous block of n) is one shot in every mode: choose the block on the dense
  * model, and in the compensated modes (prunecomp, oneshot-comp) compute s once between
  * X_i and X_{i+n}, remove the block and fold once; in the others remove it unfolded.
@@ -22,7 +31,8 @@ import type { Checkpoint } from '../model/checkpoint';
 import type { Runtime } from '../runtime/ort';
 import { Calibrated, type CalibrationOptions } from './calibration';
 import { argminEligible, needsCalibration, rankEligible, resolveBarriers, scoreLayers, type LayerSource } from './metrics';
-import { compensates, isFold, isMetric, isMode, METRICS, MODES, type Barriers, type Fold, type Metric, type Mode } from './options';
+import type { CompMap } from './fit';
+import { compensates, COMPS, isComp, isFold, isMetric, isMode, METRICS, MODES, type Barriers, type Comp, type Fold, type Metric, type Mode } from './options';
 import { applyCut } from './surgery';
 
 export interface PruneProgress {
@@ -43,6 +53,12 @@ export interface PruneOptions {
   mode: Mode;
   /** how compensation is folded (default 'paper'); ignored by the uncompensated modes */
   fold?: Fold;
+  /** what the compensated modes fold at each cut (default 'scalar', Prune&Comp) */
+  comp?: Comp;
+  /** the ridge term α of the linear/diag fits (default 0, as ReplaceMe's code) */
+  alpha?: number;
+  /** stop before the first cut whose calibration perplexity exceeds budget × the dense model's (prunecomp, iterative); `layers` is then the most to remove */
+  budget?: number;
   /** reuse calibration statistics across cuts (default true); false recomputes everything */
   reuse?: boolean;
   /** override the metric's eligibility barriers */
@@ -78,6 +94,21 @@ export interface PlanStep {
   skippedChannels: number;
   /** cl: the whole block (original indices); it is folded once, at its first step */
   block?: number[];
+  /** the linear/diag map folded at this step instead of a scale (then scale is 1) */
+  map?: CompMap;
+}
+
+/** Where a budgeted run stopped, and why. */
+export interface BudgetOutcome {
+  /** B: the most the calibration perplexity may grow, as a factor of the dense model's */
+  factor: number;
+  densePpl: number;
+  /** the calibration perplexity after each kept step */
+  ppls: number[];
+  /** 'budget': the next cut would have gone over; 'layers': `layers` cuts were made within it */
+  stopped: 'budget' | 'layers';
+  /** the cut that would have gone over (original index) and the perplexity it gave */
+  rejected: { removed: number; ppl: number } | null;
 }
 
 export interface Plan {
@@ -85,6 +116,12 @@ export interface Plan {
   mode: Mode;
   /** the fold used ('none' for the uncompensated modes) */
   fold: Fold | 'none';
+  /** the compensation ('none' for the uncompensated modes) */
+  comp: Comp | 'none';
+  /** the ridge term of the linear/diag fits */
+  alpha: number;
+  /** a budgeted run's outcome (null without a budget) */
+  budget: BudgetOutcome | null;
   /** the eligibility barriers used */
   barriers: Barriers;
   /** ORIGINAL indices, in removal order */
@@ -119,6 +156,13 @@ function checkOptions(ck: Checkpoint, windows: readonly (readonly number[])[], o
   if (!isMetric(opts.metric)) throw new LopperError('bad-option', `unknown metric "${String(opts.metric)}" (one of ${METRICS.join(', ')})`);
   if (!isMode(opts.mode)) throw new LopperError('bad-option', `unknown mode "${String(opts.mode)}" (one of ${MODES.join(', ')})`);
   if (opts.fold !== undefined && !isFold(opts.fold)) throw new LopperError('bad-option', `fold must be paper or tied (got "${String(opts.fold)}")`);
+  if (opts.comp !== undefined && !isComp(opts.comp)) throw new LopperError('bad-option', `unknown compensation "${String(opts.comp)}" (one of ${COMPS.join(', ')})`);
+  if (opts.alpha !== undefined && !(Number.isFinite(opts.alpha) && opts.alpha >= 0)) throw new LopperError('bad-option', `the ridge term α must be a finite number ≥ 0 (got ${opts.alpha})`);
+  if (opts.budget !== undefined) {
+    if (!(Number.isFinite(opts.budget) && opts.budget >= 1)) throw new LopperError('bad-option', `the perplexity budget must be a factor ≥ 1 of the dense model's (got ${opts.budget})`);
+    if (opts.mode !== 'prunecomp' && opts.mode !== 'iterative') throw new LopperError('bad-option', `a perplexity budget cuts one layer at a time: use mode prunecomp or iterative (got ${opts.mode})`);
+    if (opts.metric === 'cl') throw new LopperError('bad-option', 'a perplexity budget cuts one layer at a time: the cl metric removes one block in one shot');
+  }
   if (!Number.isInteger(n) || n < 1) throw new LopperError('bad-option', `the number of layers to remove must be a whole number ≥ 1 (got ${n})`);
   if (n >= L) throw new LopperError('bad-option', `cannot remove ${n} of ${L} layers: at least one must remain`);
   if (windows.length === 0) throw new LopperError('bad-input', 'calibration needs at least one window of text');
@@ -137,11 +181,11 @@ function checkOptions(ck: Checkpoint, windows: readonly (readonly number[])[], o
 }
 
 /** What a mode needs of the dense model: statistics (compensation, calibrated metrics) or only the model. */
-const needsCalibrated = (metric: Metric, mode: Mode) => compensates(mode) || needsCalibration(metric);
+const needsCalibrated = (opts: PruneOptions) => compensates(opts.mode) || needsCalibration(opts.metric) || opts.budget !== undefined;
 
 async function denseState(ck: Checkpoint, runtime: Runtime, windows: readonly (readonly number[])[], opts: PruneOptions, calibrated: boolean): Promise<LayerSource> {
   if (opts.signal?.aborted) throw cancelled();
-  return calibrated ? Calibrated.create(ck, runtime, windows, { ...opts.calibration, reuse: opts.reuse }) : { checkpoint: ck, windows };
+  return calibrated ? Calibrated.create(ck, runtime, windows, { ...opts.calibration, reuse: opts.reuse, nll: opts.budget !== undefined }) : { checkpoint: ck, windows };
 }
 
 /**
@@ -150,7 +194,7 @@ async function denseState(ck: Checkpoint, runtime: Runtime, windows: readonly (r
  */
 export async function prune(ck: Checkpoint, runtime: Runtime, windows: readonly (readonly number[])[], opts: PruneOptions): Promise<PruneResult> {
   const barriers = checkOptions(ck, windows, opts);
-  const start = await denseState(ck, runtime, windows, opts, needsCalibrated(opts.metric, opts.mode));
+  const start = await denseState(ck, runtime, windows, opts, needsCalibrated(opts));
   return pruneFrom(ck, start, runtime, windows, opts, barriers, true);
 }
 
@@ -167,7 +211,7 @@ export async function pruneWithBaseline(
   opts: PruneOptions & { onBaseline?: (baseline: PruneResult) => void },
 ): Promise<{ baseline: PruneResult; other: PruneResult | null }> {
   const barriers = checkOptions(ck, windows, opts);
-  const start = await denseState(ck, runtime, windows, opts, needsCalibrated(opts.metric, opts.mode));
+  const start = await denseState(ck, runtime, windows, opts, needsCalibrated(opts));
   let baseline: PruneResult;
   try {
     baseline = await pruneFrom(ck, start, runtime, windows, { ...opts, mode: 'baseline', onProgress: undefined }, barriers, false);
@@ -200,6 +244,9 @@ async function pruneFrom(
   const L = ck.config.numLayers;
   const compensate = compensates(mode);
   const fold: Fold | 'none' = compensate ? (opts.fold ?? 'paper') : 'none';
+  const comp: Comp | 'none' = compensate ? (opts.comp ?? 'scalar') : 'none';
+  const alpha = opts.alpha ?? 0;
+  let budget: BudgetOutcome | null = null;
   const steps: PlanStep[] = [];
   const removedSoFar = () => steps.map((st) => st.removed);
   const original = [...Array(L).keys()];
@@ -226,11 +273,23 @@ async function pruneFrom(
       const block = original.slice(i, i + n);
       let s = 1;
       let skipped = 0;
-      const folded = compensate && i + n < L;
-      if (compensate) ({ s, skippedChannels: skipped } = scaleOf(i, i + n));
-      out = applyCut(ck, { layers: block, fold: folded ? fold : 'none', scale: s });
+      // one map for the whole span (ReplaceMe's one-shot form), or the scalar when the block starts at layer 0
+      const map = comp !== 'none' && comp !== 'scalar' && i >= 1 ? await (state as Calibrated).fitMap(i, i + n, comp, alpha) : undefined;
+      check();
+      const folded = compensate && (map !== undefined || i + n < L);
+      if (compensate && !map) ({ s, skippedChannels: skipped } = scaleOf(i, i + n));
+      out = applyCut(ck, { layers: block, fold: folded && !map ? fold : 'none', scale: s, map });
       block.forEach((orig, b) =>
-        steps.push({ scores: r.scores, removed: orig, at: i, scale: b === 0 ? s : 1, folded: b === 0 && folded, skippedChannels: b === 0 ? skipped : 0, block }),
+        steps.push({
+          scores: r.scores,
+          removed: orig,
+          at: i,
+          scale: b === 0 ? s : 1,
+          folded: b === 0 && folded,
+          skippedChannels: b === 0 ? skipped : 0,
+          block,
+          ...(b === 0 && map && { map }),
+        }),
       );
       progress('removed', steps[steps.length - 1]);
       await opts.onModel?.(n, out, removedSoFar());
@@ -254,7 +313,7 @@ async function pruneFrom(
           check();
           const cal = state as Calibrated;
           const k = original.indexOf(orig);
-          const step = await removeOne(cal, k, fold, r.scores, orig);
+          const step = await removeOne(cal, k, fold, comp, alpha, r.scores, orig);
           steps.push(step.step);
           state = step.next;
           original.splice(k, 1);
@@ -265,13 +324,29 @@ async function pruneFrom(
       }
     } else {
       // prunecomp / iterative: the metric on the current model at every step
+      const densePpl = opts.budget !== undefined ? (state as Calibrated).perplexity() : 0;
+      if (opts.budget !== undefined) budget = { factor: opts.budget, densePpl, ppls: [], stopped: 'layers', rejected: null };
       for (let i = 0; i < n; i++) {
         check();
         const r = await scoreLayers(metric, state, { ...scoreOpts, original });
         check();
         const k = argminEligible(r);
-        if (state instanceof Calibrated) {
-          const step = await removeOne(state, k, fold, r.scores, original[k], (st) => progress('scored', st));
+        if (state instanceof Calibrated && budget) {
+          // keep the current state until the cut is known to stay within the budget
+          const step = await removeOne(state, k, fold, comp, alpha, r.scores, original[k], (st) => progress('scored', st), true);
+          const ppl = step.next.perplexity();
+          if (ppl > budget.factor * budget.densePpl) {
+            await step.next.dispose();
+            budget.stopped = 'budget';
+            budget.rejected = { removed: original[k], ppl };
+            break;
+          }
+          budget.ppls.push(ppl);
+          if (state !== start || ownsStart) await state.dispose();
+          steps.push(step.step);
+          state = step.next;
+        } else if (state instanceof Calibrated) {
+          const step = await removeOne(state, k, fold, comp, alpha, r.scores, original[k], (st) => progress('scored', st));
           steps.push(step.step);
           state = step.next;
         } else {
@@ -295,6 +370,9 @@ async function pruneFrom(
     metric,
     mode,
     fold,
+    comp,
+    alpha,
+    budget,
     barriers,
     removed: steps.map((s) => s.removed),
     scales: steps.map((s) => s.scale),
@@ -308,23 +386,33 @@ async function pruneFrom(
 }
 
 /**
- * One removal on a calibrated state: s from its statistics (before deletion) unless `fold`
- * is 'none', then delete layer k and fold (nothing to fold for the last layer).
+ * One removal on a calibrated state, unless `fold` is 'none': a map fitted on it (comp linear
+ * or diag, k ≥ 1) or s from its statistics, both before deletion; then delete layer k and fold
+ * (a scalar folds nothing at the last layer; a map does). `keep`: `cal` stays usable.
  */
 async function removeOne(
   cal: Calibrated,
   k: number,
   fold: Fold | 'none',
+  comp: Comp | 'none',
+  alpha: number,
   scores: (number | null)[],
   orig: number,
   onScored?: (st: PlanStep) => void,
+  keep = false,
 ): Promise<{ step: PlanStep; next: Calibrated }> {
+  if (fold !== 'none' && comp !== 'scalar' && comp !== 'none' && k >= 1) {
+    const map = await cal.fitMap(k, k + 1, comp, alpha);
+    const step: PlanStep = { scores, removed: orig, at: k, scale: 1, folded: true, skippedChannels: 0, map };
+    onScored?.(step);
+    return { step, next: await cal.removeLayer(k, 'none', 1, { map, keep }) };
+  }
   let scale = 1;
   let skippedChannels = 0;
   if (fold !== 'none') ({ s: scale, skippedChannels } = cal.scale(k));
   const folded = fold !== 'none' && k < cal.numLayers - 1;
   const step: PlanStep = { scores, removed: orig, at: k, scale, folded, skippedChannels };
   onScored?.(step);
-  const next = await cal.removeLayer(k, folded ? fold : 'none', scale);
+  const next = await cal.removeLayer(k, folded ? fold : 'none', scale, { keep });
   return { step, next };
 }

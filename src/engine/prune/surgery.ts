@@ -20,7 +20,8 @@
  */
 import { LopperError } from '../errors';
 import { layerPrefix, type Checkpoint } from '../model/checkpoint';
-import { elements, fromFloat32, lazyTensor, toFloat32, type Tensor } from '../model/tensor';
+import { elements, f32Tensor, fromFloat32, lazyTensor, toFloat32, type Tensor } from '../model/tensor';
+import type { CompMap } from './fit';
 import type { Fold } from './options';
 
 const EMBED = 'model.embed_tokens.weight';
@@ -160,6 +161,76 @@ export function foldScaleTied(ck: Checkpoint, cut: number, s: number): Checkpoin
   return { ...ck, config: { ...ck.config }, tensors };
 }
 
+/**
+ * Fold a linear (or diagonal) compensation map into layer `map.layer`'s MLP output (fit.ts):
+ *
+ *   down_proj [D, F] ← Tᵀ · down_proj,   down_proj.bias [D] ← Tᵀ · bias
+ *
+ * so the layer writes M·T where it wrote M. Values are computed in float64 and rounded once to
+ * the tensor's dtype (f32, or on to f16/bf16); an overflow of the dtype is refused. The product
+ * is computed when the tensor is first read and kept (a D×D map mixes every row of down_proj).
+ */
+export function foldMap(ck: Checkpoint, map: CompMap): Checkpoint {
+  const { hiddenSize: D, numLayers: L } = ck.config;
+  if (!Number.isInteger(map.layer) || map.layer < 0 || map.layer >= L) throw new LopperError('bad-option', `map layer ${map.layer} is outside [0, ${L})`, ck.source);
+  if (map.T.length !== (map.kind === 'diag' ? D : D * D)) throw new LopperError('bad-option', `a ${map.kind} map for hidden size ${D} has ${map.kind === 'diag' ? D : D * D} values, not ${map.T.length}`, ck.source);
+  for (const v of map.T) if (!Number.isFinite(v)) throw new LopperError('bad-option', `the ${map.kind} map for layer ${map.layer} has a non-finite entry`, ck.source);
+  const tensors = new Map(ck.tensors);
+  for (const suffix of ['mlp.down_proj.weight', 'mlp.down_proj.bias']) {
+    const name = layerPrefix(map.layer) + suffix;
+    const t = ck.tensors.get(name);
+    if (t) tensors.set(name, mappedTensor(t, map, name, ck.source));
+    else if (suffix.endsWith('.weight')) throw new LopperError('missing-tensor', `missing tensor "${name}"`, ck.source);
+  }
+  return { ...ck, config: { ...ck.config }, tensors };
+}
+
+/** Layer `l` with its MLP writing nothing (down_proj and its bias zero): its output is its post-attention stream Y (fit.ts). */
+export function zeroMlpOutput(ck: Checkpoint, l: number): Checkpoint {
+  const tensors = new Map(ck.tensors);
+  for (const suffix of ['mlp.down_proj.weight', 'mlp.down_proj.bias']) {
+    const name = layerPrefix(l) + suffix;
+    const t = ck.tensors.get(name);
+    if (t) tensors.set(name, f32Tensor([...t.shape]));
+    else if (suffix.endsWith('.weight')) throw new LopperError('missing-tensor', `missing tensor "${name}"`, ck.source);
+  }
+  return { ...ck, config: { ...ck.config }, tensors };
+}
+
+/** Tᵀ · t for t [D, F] (or [D]), computed once on first read (see foldMap). */
+function mappedTensor(t: Tensor, map: CompMap, name: string, source: string): Tensor {
+  const D = t.shape[0];
+  const F = t.shape.length === 2 ? t.shape[1] : 1;
+  let values: Float32Array | Uint16Array | undefined;
+  const compute = () => {
+    const w = toFloat32(t); // [D, F]
+    const out = new Float32Array(D * F);
+    const acc = new Float64Array(F);
+    for (let i = 0; i < D; i++) {
+      // row i of Tᵀ·W = Σ_j T[j, i] · W[j, :]
+      if (map.kind === 'diag') {
+        for (let f = 0; f < F; f++) acc[f] = map.T[i] * w[i * F + f];
+      } else {
+        acc.fill(0);
+        for (let j = 0; j < D; j++) {
+          const tji = map.T[j * D + i];
+          if (tji === 0) continue;
+          const row = j * F;
+          for (let f = 0; f < F; f++) acc[f] += tji * w[row + f];
+        }
+      }
+      for (let f = 0; f < F; f++) out[i * F + f] = acc[f];
+    }
+    const stored = fromFloat32(out, [...t.shape], t.dtype);
+    const check = t.dtype === 'f32' ? out : toFloat32(stored);
+    for (let i = 0; i < check.length; i++) {
+      if (!Number.isFinite(check[i])) throw new LopperError('bad-option', `folding the ${map.kind} map into "${name}" overflows its ${t.dtype} storage`, source);
+    }
+    return stored.data;
+  };
+  return lazyTensor(t.dtype, [...t.shape], (start, n) => (values ??= compute()).subarray(start, start + n));
+}
+
 // ----------------------------------------------------------------------------
 // One cut: the unit every pruned model is built from
 
@@ -178,10 +249,13 @@ export interface Cut {
   fold: Fold | 'none';
   /** the compensation scale (ignored when fold is 'none') */
   scale: number;
+  /** a linear/diag map folded into the layer before the cut instead of a scale (fit.ts; fold is then 'none') */
+  map?: CompMap;
 }
 
 export function applyCut(ck: Checkpoint, cut: Cut): Checkpoint {
   const out = removeLayers(ck, cut.layers);
+  if (cut.map) return foldMap(out, cut.map);
   if (cut.fold === 'none' || cut.layers.length === 0) return out;
   const at = Math.min(...cut.layers);
   if (foldIsNoop(out, at)) return out;
