@@ -23,10 +23,11 @@ import { MemorySource } from '../../src/engine/formats/source';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
 import { fromHfConfig, toHfConfig } from '../../src/engine/model/config';
 import { toFloat32 } from '../../src/engine/model/tensor';
-import type { Plan } from '../../src/engine/prune/plan';
+import { prune, type Plan } from '../../src/engine/prune/plan';
 import { foldScaleTied, removeLayers } from '../../src/engine/prune/surgery';
 import { Engine } from '../../src/engine/runtime/engine';
 import { nodeRuntime } from '../../src/engine/runtime/node';
+import { cutWindows } from '../../src/engine/text/windows';
 import { lopper } from '../helpers/cli';
 import { DATA, MODELS } from '../helpers/paths';
 import { randomCheckpoint, randomHfFolder } from '../helpers/random-checkpoint';
@@ -40,6 +41,10 @@ const root = mkdtempSync(join(tmpdir(), 'lopper-export-'));
 const dense = await loadLlama2cFile(STORIES);
 /** Layers 1 and 3 removed, a scale folded the tie-preserving way (so weights differ from the dense model's). */
 const pruned = foldScaleTied(removeLayers(dense, [1, 3]), 1, 1.25);
+// ReplaceMe's linear map (issue 14): folded into down_proj, so every export carries it in standard weights
+const linear = (
+  await prune(dense, nodeRuntime(1), cutWindows([1, ...dense.tokenizer.encode(readFileSync(CALIB, 'utf8'))], 128, 8), { metric: 'bi', mode: 'prunecomp', layers: 2, comp: 'linear' })
+).checkpoint;
 
 async function bytesOf(e: ExportEntry): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
@@ -75,6 +80,7 @@ const json = (bytes: Uint8Array) => JSON.parse(new TextDecoder().decode(bytes));
 describe.each([
   ['dense', dense],
   ['pruned [1, 3]', pruned],
+  ['pruned with linear maps', linear],
 ])('stories260K %s', (_, ck) => {
   test('HF folder, one model.safetensors: same tensors and config', async () => {
     const files = await asFiles(await exportFiles(ck, 'hf'));
@@ -117,7 +123,7 @@ describe.each([
   });
 
   test('HF folder on disk re-imports with the same perplexity on eval.txt', async () => {
-    const dir = join(root, `ppl-${ck.config.numLayers}`);
+    const dir = join(root, `ppl-${_.replace(/\W+/g, '-')}`);
     await writeFolder(dir, await exportFiles(ck, 'hf', { maxShardSize: 200_000 }));
     const back = await loadModelPath(dir);
     expectSameTensors(back, ck);

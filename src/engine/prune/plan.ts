@@ -149,8 +149,8 @@ export interface PruneResult {
 
 const cancelled = () => new LopperError('cancelled', 'pruning was cancelled');
 
-/** Check everything that can be checked before any work. */
-function checkOptions(ck: Checkpoint, windows: readonly (readonly number[])[], opts: PruneOptions): Barriers {
+/** Check everything that can be checked before any work (a LopperError names the problem). */
+export function checkOptions(ck: Checkpoint, windows: readonly (readonly number[])[], opts: PruneOptions): Barriers {
   const L = ck.config.numLayers;
   const n = opts.layers;
   if (!isMetric(opts.metric)) throw new LopperError('bad-option', `unknown metric "${String(opts.metric)}" (one of ${METRICS.join(', ')})`);
@@ -228,8 +228,60 @@ export async function pruneWithBaseline(
 }
 
 /**
+ * Several runs on ONE calibration of the dense model (app/lab.ts): each from that shared
+ * start (its removals keep it usable), so their plans and models equal separate prune()
+ * calls'. The dense model is calibrated once when any run needs it (with runs[0]'s
+ * calibration options; the runs must agree on `reuse` and on whether they have a budget),
+ * and released at the end. `onResult` gets each run's result, or the LopperError that made
+ * it fail (its options, or its work: a map that cannot be fitted); a cancel ends them all.
+ * Returns how many runs started from the shared calibration.
+ */
+export async function pruneRuns(
+  ck: Checkpoint,
+  runtime: Runtime,
+  windows: readonly (readonly number[])[],
+  runs: readonly PruneOptions[],
+  onResult: (i: number, r: PruneResult | LopperError) => Promise<void> | void,
+): Promise<{ calibrated: number }> {
+  if (runs.some((r) => (r.reuse ?? true) !== (runs[0].reuse ?? true) || (r.budget === undefined) !== (runs[0].budget === undefined))) {
+    throw new LopperError('bad-option', 'runs on one calibration must agree on reuse and on having a budget');
+  }
+  const checked = runs.map((r) => {
+    try {
+      return checkOptions(ck, windows, r);
+    } catch (e) {
+      if (e instanceof LopperError) return e;
+      throw e;
+    }
+  });
+  const calibrated = runs.filter((r, i) => !(checked[i] instanceof LopperError) && needsCalibrated(r));
+  const shared = calibrated.length > 0 ? await denseState(ck, runtime, windows, calibrated[0], true) : null;
+  try {
+    for (const [i, r] of runs.entries()) {
+      const barriers = checked[i];
+      if (barriers instanceof LopperError) {
+        await onResult(i, barriers);
+        continue;
+      }
+      if (r.signal?.aborted) throw cancelled();
+      let result: PruneResult | LopperError;
+      try {
+        result = await pruneFrom(ck, needsCalibrated(r) ? shared! : { checkpoint: ck, windows }, runtime, windows, r, barriers, false);
+      } catch (e) {
+        if (!(e instanceof LopperError) || e.code === 'cancelled') throw e;
+        result = e;
+      }
+      await onResult(i, result);
+    }
+  } finally {
+    if (shared instanceof Calibrated) await shared.dispose();
+  }
+  return { calibrated: calibrated.length };
+}
+
+/**
  * The modes from a dense state. Every state it derives is released; `start` too when
- * `ownsStart` (a removal consumes the state it starts from in any case).
+ * `ownsStart`; otherwise `start` stays usable (another run can start from it).
  */
 async function pruneFrom(
   ck: Checkpoint,
@@ -313,7 +365,7 @@ async function pruneFrom(
           check();
           const cal = state as Calibrated;
           const k = original.indexOf(orig);
-          const step = await removeOne(cal, k, fold, comp, alpha, r.scores, orig);
+          const step = await removeOne(cal, k, fold, comp, alpha, r.scores, orig, undefined, cal === start && !ownsStart);
           steps.push(step.step);
           state = step.next;
           original.splice(k, 1);
@@ -346,7 +398,7 @@ async function pruneFrom(
           steps.push(step.step);
           state = step.next;
         } else if (state instanceof Calibrated) {
-          const step = await removeOne(state, k, fold, comp, alpha, r.scores, original[k], (st) => progress('scored', st));
+          const step = await removeOne(state, k, fold, comp, alpha, r.scores, original[k], (st) => progress('scored', st), state === start && !ownsStart);
           steps.push(step.step);
           state = step.next;
         } else {
