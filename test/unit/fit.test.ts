@@ -255,7 +255,7 @@ describe('the loop with maps', () => {
 
   const runtimes: [string, () => Promise<Runtime>][] = [
     ['onnxruntime-node, layer-streamed', async () => ({ ...node, execution: 'streamed' })],
-    ['onnxruntime-web WASM', () => webWasmRuntime({ threads: 1 })],
+    ['onnxruntime-web WASM', async () => webWasmRuntime(1)],
   ];
   test.each(runtimes)('%s gives the whole-graph plan and maps (T within 1e-3, calibration ppl within 1e-5)', async (_, make) => {
     const runtime = await make();
