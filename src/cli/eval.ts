@@ -11,7 +11,7 @@ import type { Checkpoint } from '../engine/model/checkpoint';
 import type { Runtime } from '../engine/runtime/ort';
 
 /** shared/data/qa beside the repository, where the test data lives (see shared/data/README.md). */
-const SHARED_QA = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/data/qa');
+export const SHARED_QA = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/data/qa');
 
 export interface EvalArgs {
   tasks: string;

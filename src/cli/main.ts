@@ -9,6 +9,7 @@
  *   lopper export   --model MODEL --format hf|llama2c|onnx --out DIR|FILE.zip [--max-shard-size SIZE] [--dtype fp32|fp16|both]
  *   lopper prune    --model MODEL --metric M --layers N --mode MODE --calib FILE [--calib-windows K] [--window W]
  *                   [--fold paper|tied] [--eval FILE] [--out DIR [--format hf|llama2c|onnx]] [--json]
+ *   lopper lab      --model MODEL --calib FILE [--eval FILE] [--layers N] [--metrics …] [--comps …]: every metric × compensation
  *   lopper compare  --model MODEL --metric M --layers N --calib FILE --eval FILE [...]: baseline vs Prune&Comp
  *   lopper eval     --model MODEL --task T1,T2,… [--limit N] [--data DIR|hub] [--dump FILE] [--json]
  *
@@ -28,11 +29,13 @@ import { COMP_CHOICES, compWithMode, isMetric, METRICS, MODES, type CompChoice, 
 import { prune, type Plan, type PruneOptions } from '../engine/prune/plan';
 import { compareRun, textWindows, tokenizeText } from '../app/run';
 import { SWEEP_MODES, sweepCsv, sweepRun } from '../app/sweep';
+import { labCsv, labRun, labSplit, labTable } from '../app/lab';
 import { MODE_LABEL } from '../app/protocol';
 import { float, int, parse, required } from './args';
 import { checkOutDir, dtypeOption, exportCommand, pruneOutFormat, writeModel } from './export';
-import { evalCommand } from './eval';
-import { TASKS } from '../engine/eval/tasks';
+import { evalCommand, loadTasks, SHARED_QA } from './eval';
+import { parseTaskList, TASKS } from '../engine/eval/tasks';
+import { existsSync } from 'node:fs';
 
 const USAGE = `usage: lopper <command> [options]
 
@@ -52,6 +55,12 @@ commands:
   sweep     --model MODEL --metric METRIC --layers N --calib FILE --eval FILE [--modes M,M…] [--csv|--json]
             perplexity against layers removed, n = 0…N, per mode (default ${SWEEP_MODES.join(',')}):
             one pruning run per mode to N layers, each model on the way measured
+  lab       --model MODEL --calib FILE [--eval FILE] [--layers N=min(L−1,4)] [--metrics M,M…] [--comps C,C…]
+            [--held-out F=0.25] [--calib-windows K=8] [--window W=256] [--alpha A] [--task T,T… [--limit N]] [--csv|--json]
+            every metric × every compensation (default all of each) for n = 1…N on one calibration of
+            the dense model: each model's perplexity on the last ceil(F·K) calibration windows (held out:
+            never fitted or chosen on), on --eval, and with --task its zero-shot average and RP; the
+            best per n (lowest held-out perplexity) marked *
   compare   --model MODEL --metric METRIC --layers N --calib FILE --eval FILE
             [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--json]
             (baseline and Prune&Comp side by side)
@@ -364,6 +373,76 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     out(`${ck.source}: perplexity against layers removed by ${opts.metric} (of ${ck.config.numLayers}); ${r.eval.windows} eval windows of ${window}\n`);
     for (const row of rows) out(row.map((cell, c) => (c === 0 ? cell.padStart(widths[c]) : cell.padStart(widths[c]))).join('  ') + '\n');
     for (const m of modes) out(`${MODE_LABEL[m]}: removes ${r.curves[m]!.at(-1)!.removed.join(', ')} in that order\n`);
+  },
+
+  async lab(argv) {
+    const v = parse(argv, {
+      ...common,
+      calib: { type: 'string' },
+      eval: { type: 'string' },
+      layers: { type: 'string' },
+      metrics: { type: 'string' },
+      comps: { type: 'string' },
+      'held-out': { type: 'string' },
+      'calib-windows': { type: 'string' },
+      window: { type: 'string' },
+      fold: { type: 'string' },
+      alpha: { type: 'string' },
+      'skip-first': { type: 'string' },
+      'skip-last': { type: 'string' },
+      seed: { type: 'string' },
+      'no-reuse': { type: 'boolean' },
+      task: { type: 'string' },
+      limit: { type: 'string' },
+      data: { type: 'string' },
+      csv: { type: 'boolean' },
+    });
+    // lists are checked by labRun (labMetrics, labComps), which names a bad entry
+    const list = (flag: 'metrics' | 'comps') => (v[flag] === undefined ? undefined : String(v[flag]).split(',').map((m) => m.trim()));
+    const heldOutFraction = float(v, 'held-out', 0.25);
+    const alpha = float(v, 'alpha', 0);
+    if (alpha < 0) throw new LopperError('bad-option', `--alpha must be ≥ 0 (got ${alpha})`);
+    const window = int(v, 'window', 256, 2)!;
+    const K = int(v, 'calib-windows', 8, 1)!;
+    const fold = (v.fold as string | undefined) ?? 'paper';
+    if (fold !== 'paper' && fold !== 'tied') throw new LopperError('bad-option', `--fold must be paper or tied (got "${fold}")`);
+    let layers = int(v, 'layers', undefined, 1);
+    const tasks = v.task === undefined ? undefined : parseTaskList(String(v.task));
+    const limit = int(v, 'limit');
+    const calibPath = required(v, 'calib');
+    const evalPath = v.eval as string | undefined;
+    const calibText = await readText(calibPath);
+    const evalText = evalPath === undefined ? undefined : await readText(evalPath);
+    const ck = await openModel(v);
+    layers ??= Math.min(ck.config.numLayers - 1, 4);
+    const { fit, heldOut } = labSplit(textWindows(tokenizeText(ck, calibText), window, K, 'calibration text', calibPath), heldOutFraction);
+    const evalIds = evalText === undefined ? undefined : tokenizeText(ck, evalText);
+    if (evalIds) textWindows(evalIds, window, undefined, 'evaluation text', evalPath!);
+    const data = (v.data as string | undefined) ?? (existsSync(SHARED_QA) ? SHARED_QA : 'hub');
+    const zeroShot = tasks && { tasks: await loadTasks(tasks, data, limit), limit };
+    const r = await labRun(ck, await runtimeFor(v), fit, {
+      metrics: list('metrics') as Metric[] | undefined,
+      comps: list('comps') as CompChoice[] | undefined,
+      layers,
+      alpha,
+      fold,
+      barriers: { skipFirst: int(v, 'skip-first', undefined, 0), skipLast: int(v, 'skip-last', undefined, 0) },
+      seed: int(v, 'seed', 0, 0),
+      reuse: !v['no-reuse'],
+      heldOut,
+      evaluation: evalIds && { ids: evalIds, window },
+      zeroShot,
+    });
+    if (v.json) {
+      out(JSON.stringify({ model: ck.source, ...r, calibration: { fit: fit.length, heldOut: heldOut.length, window }, ...(tasks && { tasks, limit: limit ?? null }) }) + '\n');
+      return;
+    }
+    if (v.csv) {
+      out(labCsv(r));
+      return;
+    }
+    out(`${ck.source}: ${r.metrics.length} metrics × ${r.comps.length} compensations, n = 1…${r.layers} of ${ck.config.numLayers} layers; fit on ${fit.length} windows of ${window}, held out ${heldOut.length}${tasks ? `; zero-shot ${tasks.join(',')}${limit ? ` (first ${limit})` : ''}` : ''}\n`);
+    out(labTable(r));
   },
 
   async compare(argv) {

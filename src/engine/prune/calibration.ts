@@ -17,6 +17,12 @@ export interface CalibrationOptions {
   /** Also compute each state's calibration NLL (the last layers and the head run anyway in every pass): `perplexity()`. */
   nll?: boolean;
   onProgress?: Progress;
+  /**
+   * After each pass over the windows: `layers` decoder layers ran over `windows` windows;
+   * `reused`: the layers before the cut that a removal did not run again thanks to reuse
+   * (with reuse off it runs them). Counts what calibration costs (app/lab.ts).
+   */
+  onLayers?: (layers: number, windows: number, reused: number) => void;
 }
 
 /**
@@ -209,7 +215,7 @@ export class Calibrated {
     }));
     const keptFactors = this.factors.slice(0, c + 1).map((f) => f * alpha);
     const start = c === 0 ? undefined : scaled(this.checkpoints[c]!, keptFactors[c]);
-    const results = await disposeOnError(engine, () => runBatched(engine, this.windows, c, start, this.opts));
+    const results = await disposeOnError(engine, () => runBatched(engine, this.windows, c, start, { ...this.opts, reused: c }));
     return Calibrated.fromResults(ck, this.windows, results, c, keptStats, this.checkpoints.slice(0, c + 1), keptFactors, engine, this.runtime, this.opts);
   }
 
@@ -241,7 +247,7 @@ async function runBatched(
   windows: readonly (readonly number[])[],
   from: number,
   streams: readonly Float32Array[] | undefined,
-  opts: CalibrationOptions & { want?: PassOutputs },
+  opts: CalibrationOptions & { want?: PassOutputs; reused?: number },
   fromTokens = false,
 ): Promise<WindowResult[]> {
   // Layer-streamed engines take every window at once (each layer's session is built once per
@@ -257,5 +263,6 @@ async function runBatched(
     out.push(...(await engine.pass(ws, want, start, onStep)));
     opts.onProgress?.(Math.min(i + batch, windows.length), windows.length);
   }
+  opts.onLayers?.(engine.checkpoint.config.numLayers - (fromTokens ? 0 : from), windows.length, opts.reused ?? 0);
   return out;
 }
