@@ -16,6 +16,11 @@ import { sweepKeyParts, sweepModes, sweepRun } from '../src/app/sweep';
 import { LopperError } from '../src/engine/errors';
 import type { Checkpoint } from '../src/engine/model/checkpoint';
 import { applyPlan } from '../src/engine/prune/apply';
+import { compWithMode } from '../src/engine/prune/options';
+import { prune } from '../src/engine/prune/plan';
+import { budgetKeyParts, maxCuts } from '../src/app/budget-data';
+import { labComps, labMetrics, labRun, labSplit } from '../src/app/lab';
+import { LAB_HELD_OUT, labKeyParts } from '../src/app/lab-key';
 import { chooseExecution, Engine, liveSessions } from '../src/engine/runtime/engine';
 import { watchWasmMemory } from '../src/engine/runtime/wasm-memory';
 import { runFlops } from '../src/app/estimate';
@@ -26,6 +31,7 @@ import { getResult, putResult, resultKey } from '../src/engine/store/cache';
 import {
   exportBaseName,
   MODE_LABEL,
+  planLabel,
   type Backend,
   type ErrorInfo,
   type EvalResult,
@@ -38,6 +44,8 @@ import {
   type RunResult,
   type RunSettings,
   type SweepRunResult,
+  type BudgetRunResult,
+  type LabRunResult,
   type TextSource,
   type TokenEvent,
   type Variant,
@@ -165,11 +173,15 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
     if (!(Number.isInteger(s.layers) && s.layers >= 1 && s.layers < L)) {
       throw new LopperError('bad-option', `cannot remove ${s.layers} of ${L} layers: choose 1 to ${L - 1}`);
     }
+    // 'none' turns the compensated mode into its uncompensated twin (prunecomp → iterative)
+    const { mode, comp } = compWithMode(s.mode, s.comp ?? 'scalar');
     const options = {
       metric: s.metric,
       layers: s.layers,
-      mode: s.mode,
+      mode,
       fold: s.fold,
+      comp,
+      alpha: s.alpha,
       barriers: { skipFirst: s.skipFirst, skipLast: s.skipLast },
       seed: s.seed,
       curves: true,
@@ -199,11 +211,11 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
         execution: chooseExecution(m.ck, runtimeFor(s.backend).wholeGraphBudget),
         // the whole run's FLOPs as the estimate counts them (src/app/estimate.ts) over its time:
         // session builds and everything else a run does are in the speed, in proportion
-        flopsPerSecond: runFlops(m.ck.config, { windows: windows.length, window: s.window, layers: s.layers, mode: s.mode, evalTokens: evalIds.length }) / ((performance.now() - t0) / 1000),
+        flopsPerSecond: runFlops(m.ck.config, { windows: windows.length, window: s.window, layers: s.layers, mode, evalTokens: evalIds.length }) / ((performance.now() - t0) / 1000),
       },
     });
     // The plans are kept, not the pruned models: the stored dense model and a plan rebuild them (applyPlan).
-    const modeLabel = MODE_LABEL[s.mode];
+    const modeLabel = out.plans.compared ? planLabel(out.plans.compared) : MODE_LABEL[mode];
     const label = `${m.summary.name}: ${s.metric}, ${s.layers} layer${s.layers === 1 ? '' : 's'}, ${modeLabel} vs baseline (${s.backend})`;
     let result = computed;
     try {
@@ -249,6 +261,9 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
       layers: req.layers,
       modes,
       fold: s.fold,
+      // the compensated modes fold what the run's settings choose ('none' changes nothing: the sweep draws the uncompensated modes itself)
+      comp: s.comp === 'none' ? undefined : s.comp,
+      alpha: s.alpha,
       barriers: { skipFirst: s.skipFirst, skipLast: s.skipLast },
       seed: s.seed,
       evaluation: { ids: evalIds, window: s.window },
@@ -275,6 +290,141 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
     return result;
   },
 
+  async budgetCached(req) {
+    const m = requireModel();
+    const value = await storedResult<BudgetRunResult>(resultKey(budgetKeyParts(m.summary.key, runIdentity(req.settings))));
+    return value ? { ...value, fromCache: true } : null;
+  },
+
+  // One run cut by cut to the most layers allowed, with an unreachable budget (every cut kept,
+  // plan.budget lists each cut's calibration perplexity): any budget's n is read off that.
+  async budget(req, signal) {
+    const m = requireModel();
+    const s = req.settings;
+    const identity = runIdentity(s);
+    const key = resultKey(budgetKeyParts(m.summary.key, identity));
+    if (!req.recompute) {
+      const value = await storedResult<BudgetRunResult>(key);
+      if (value) return { ...value, fromCache: true };
+    }
+    const L = m.ck.config.numLayers;
+    if (s.metric === 'cl') throw new LopperError('bad-option', 'a perplexity budget cuts one layer at a time: the cl metric removes one block in one shot (choose another metric)');
+    const layers = maxCuts(L, s);
+    if (layers < 1) throw new LopperError('bad-option', `metric ${s.metric}'s barriers leave no layer of ${L} eligible: lower them (skip first/last)`);
+    const t0 = performance.now();
+    const { mode, comp } = compWithMode('prunecomp', s.comp ?? 'scalar');
+    const tracker = new Tracker(
+      [
+        { stage: 'text', label: 'reading and tokenizing the texts', weight: 0.2 },
+        { stage: 'budget', label: `calibration perplexity after each of ${layers} cuts`, weight: layers + 1 },
+      ],
+      progressPoster(req.id),
+    );
+    tracker.start('text');
+    const { windows } = await runTexts(m, s, signal);
+    tracker.start('budget');
+    const { plan } = await prune(m.ck, runtimeFor(s.backend), windows, {
+      metric: s.metric,
+      layers,
+      mode,
+      fold: s.fold,
+      comp,
+      alpha: s.alpha,
+      budget: Number.MAX_VALUE,
+      barriers: { skipFirst: s.skipFirst, skipLast: s.skipLast },
+      seed: s.seed ?? 0,
+      signal,
+      calibration: { onProgress: () => checkAbort(signal) },
+      onProgress: (e) => {
+        if (e.phase === 'removed') tracker.report(e.step, layers, { label: `cut ${e.step} of ${layers}: layer ${e.removed} removed`, force: true });
+      },
+    });
+    const b = plan.budget!;
+    const result: BudgetRunResult = {
+      key,
+      fromCache: false,
+      computedAt: Date.now(),
+      millis: performance.now() - t0,
+      model: { key: m.summary.key, name: m.summary.name, numLayers: L },
+      settings: identity,
+      budget: { metric: plan.metric, mode: plan.mode, comp: plan.comp, layers, densePpl: b.densePpl, ppls: b.ppls, removed: plan.removed, calibration: { windows: windows.length, window: s.window } },
+    };
+    const label = `${m.summary.name}: calibration perplexity after each of ${layers} cuts by ${s.metric} (${planLabel(plan)})`;
+    try {
+      await putResult(key, label, result);
+    } catch (e) {
+      return { ...result, warnings: [`the budget curve is not kept for next time: ${(e as Error).message}`] };
+    }
+    return result;
+  },
+
+  async labCached(req) {
+    const m = requireModel();
+    const value = await storedResult<LabRunResult>(resultKey(labKeyParts(m.summary.key, runIdentity(req.settings), req)));
+    return value ? { ...value, fromCache: true } : null;
+  },
+
+  async lab(req, signal) {
+    const m = requireModel();
+    const s = req.settings;
+    const metrics = labMetrics(req.metrics);
+    const comps = labComps(req.comps);
+    if (!(Number.isFinite(req.alpha) && req.alpha >= 0)) throw new LopperError('bad-option', `the ridge term α must be a number ≥ 0 (got ${req.alpha})`);
+    const identity = runIdentity(s);
+    const key = resultKey(labKeyParts(m.summary.key, identity, req));
+    if (!req.recompute) {
+      const value = await storedResult<LabRunResult>(key);
+      if (value) return { ...value, fromCache: true };
+    }
+    const t0 = performance.now();
+    const rows = metrics.length * comps.length * req.layers;
+    const tracker = new Tracker(
+      [
+        { stage: 'text', label: 'reading and tokenizing the texts', weight: 0.2 },
+        { stage: 'lab', label: `${metrics.length} metrics × ${comps.length} compensations, n = 1…${req.layers}`, weight: rows + 1 },
+      ],
+      progressPoster(req.id),
+    );
+    tracker.start('text');
+    const { evalIds, windows } = await runTexts(m, s, signal);
+    const { fit, heldOut } = labSplit(windows, LAB_HELD_OUT);
+    tracker.start('lab');
+    let done = 0;
+    const lab = await labRun(m.ck, runtimeFor(s.backend), fit, {
+      metrics,
+      comps,
+      layers: req.layers,
+      alpha: req.alpha,
+      fold: s.fold,
+      barriers: { skipFirst: s.skipFirst, skipLast: s.skipLast },
+      seed: s.seed,
+      heldOut,
+      evaluation: { ids: evalIds, window: s.window },
+      signal,
+      poll: () => checkAbort(signal),
+      onRow: (row) =>
+        tracker.report(++done, rows, { label: `row ${done} of ${rows}: ${row.metric}, compensation ${row.comp}, n = ${row.n}: held-out perplexity ${row.heldOut.toPrecision(4)}`, force: true, row }),
+    });
+    const result: LabRunResult = {
+      key,
+      fromCache: false,
+      computedAt: Date.now(),
+      millis: performance.now() - t0,
+      model: { key: m.summary.key, name: m.summary.name, numLayers: m.ck.config.numLayers },
+      settings: identity,
+      lab,
+      split: { fit: fit.length, heldOut: heldOut.length, window: s.window },
+      alpha: req.alpha,
+    };
+    const label = `${m.summary.name}: compensation lab, ${metrics.join(', ')} × ${comps.join(', ')}, n = 1…${req.layers}`;
+    try {
+      await putResult(key, label, result);
+    } catch (e) {
+      return { ...result, warnings: [`the lab is not kept for next time: ${(e as Error).message}`] };
+    }
+    return result;
+  },
+
   async generate(req, signal) {
     const ck = variantModel(req.model);
     return generate(await engineFor(req.model, req.backend), ck, req, (token) => post({ id: req.id, type: 'token', token }), signal);
@@ -297,7 +447,7 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
       if (value) return { ...value, fromCache: true };
     }
     const t0 = performance.now();
-    const compLabel = MODE_LABEL[run.settings.mode];
+    const compLabel = run.plans.prunecomp ? planLabel(run.plans.prunecomp) : MODE_LABEL.baseline;
     const variants = [
       { variant: 'dense' as const, label: 'dense' },
       { variant: 'baseline' as const, label: 'baseline' },

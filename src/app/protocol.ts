@@ -6,7 +6,7 @@
  */
 import type { TaskResult } from '../engine/eval/accuracy';
 import type { TaskName } from '../engine/eval/tasks';
-import type { Fold, Metric, Mode } from '../engine/prune/options';
+import type { CompChoice, Fold, Metric, Mode } from '../engine/prune/options';
 import type { Plan } from '../engine/prune/plan';
 import type { ExportFormat } from '../engine/export';
 import type { OnnxDtype } from '../engine/export/onnx';
@@ -18,6 +18,8 @@ import type { Backend } from '../engine/runtime/web';
 import type { DownloadProgress } from '../engine/store/download';
 import type { RunIdentity } from './run-identity';
 import type { SweepResult } from './sweep-data';
+import type { BudgetCurve } from './budget-data';
+import type { LabResult, LabRow } from './lab-data';
 
 export type { Backend, DownloadProgress, ExportFormat, Fold, OnnxDtype, PlaygroundResult };
 /** Which model a generation runs: the dense model, the baseline-pruned one, or the one the chosen mode pruned. */
@@ -60,6 +62,13 @@ export interface RunSettings {
   skipLast?: number;
   /** the random metric's seed (undefined: 0) */
   seed?: number;
+  /**
+   * what the compensated mode folds at each cut (undefined: 'scalar', Prune&Comp's s; results
+   * stored before it existed are scalar); 'none' turns the mode into its uncompensated twin (compWithMode)
+   */
+  comp?: CompChoice;
+  /** the ridge term α of the linear/diag fits (undefined: 0) */
+  alpha?: number;
   calib: TextSource;
   eval: TextSource;
 }
@@ -126,6 +135,22 @@ export interface Ops {
    * run's settings (its n and mode aside); a progress event per point; a stored result is returned unless `recompute`
    */
   sweep: { req: SweepRequest & { recompute?: boolean }; result: SweepRunResult };
+  /** the stored budget curve for these settings, or null (computes nothing) */
+  budgetCached: { req: { settings: RunSettings }; result: BudgetRunResult | null };
+  /**
+   * the calibration perplexity after each cut, up to the most layers the settings allow, from
+   * one budgeted run (src/app/budget-data.ts): any budget's n is then read off at once; a
+   * progress event per cut; a stored result is returned unless `recompute`
+   */
+  budget: { req: { settings: RunSettings; recompute?: boolean }; result: BudgetRunResult };
+  /** the stored lab for these settings and choices, or null (computes nothing) */
+  labCached: { req: LabRequest; result: LabRunResult | null };
+  /**
+   * the compensation lab (src/app/lab.ts labRun): every metric × compensation, n = 1…layers, on
+   * the run settings' texts (a quarter of the calibration windows held out); a progress event
+   * per row, carrying it; a stored result is returned unless `recompute`
+   */
+  lab: { req: LabRequest & { recompute?: boolean }; result: LabRunResult };
   /**
    * one model as a .zip: a 'stream' event carries the archive (a transferred ReadableStream
    * the page writes to disk); 'done' follows once the page has read all of it (or cancelled)
@@ -185,6 +210,8 @@ export interface Progress {
   /** pruning steps: the step and what it removed */
   step?: { index: number; count: number; removed: number; scale: number };
   download?: DownloadProgress;
+  /** the lab: the row just measured */
+  row?: LabRow;
 }
 
 export interface ErrorInfo {
@@ -376,6 +403,30 @@ export interface SweepRunResult extends StoredRunResult {
   sweep: SweepResult;
 }
 
+/** A budget curve as the worker stores and returns it (settings: the ones it was computed with; n, mode and the evaluation text are not part of its key). */
+export interface BudgetRunResult extends StoredRunResult {
+  budget: BudgetCurve;
+}
+
+export interface LabRequest {
+  /** the texts, windows, backend, fold, barriers and seed the lab runs with (its metric, n, mode and compensation aside) */
+  settings: RunSettings;
+  metrics: Metric[];
+  comps: CompChoice[];
+  /** the largest n */
+  layers: number;
+  /** the ridge term of the linear/diag fits */
+  alpha: number;
+}
+
+/** A lab as the worker stores and returns it. */
+export interface LabRunResult extends StoredRunResult {
+  lab: LabResult;
+  /** the calibration windows fitted on and held out */
+  split: { fit: number; heldOut: number; window: number };
+  alpha: number;
+}
+
 export interface ExportResult {
   name: string;
   /** bytes the page read */
@@ -391,6 +442,17 @@ export interface ExportResult {
 export function exportBaseName(modelName: string, variant: Variant, format: ExportFormat, run: Pick<RunResult, 'settings'> | null, dtype?: OnnxDtype): string {
   const which = variant === 'dense' || !run ? variant : `${variant === 'baseline' ? 'baseline' : run.settings.mode}-${run.settings.metric}-${run.settings.layers}`;
   return `${modelName}-${which}-${format}${format === 'onnx' && dtype === 'fp16' ? '-fp16' : ''}`.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'model';
+}
+
+/** A plan's compensation: 'none' in the uncompensated modes; plans stored before the choice existed folded the scalar. */
+export function planComp(p: Pick<Plan, 'fold'> & { comp?: Plan['comp'] }): Plan['comp'] {
+  return p.comp ?? (p.fold === 'none' ? 'none' : 'scalar');
+}
+
+/** The name a person reads for a plan's method: its mode, and what it folded when compensated — "Prune&Comp (linear)". */
+export function planLabel(p: Pick<Plan, 'mode' | 'fold'> & { comp?: Plan['comp'] }): string {
+  const comp = planComp(p);
+  return comp === 'none' ? MODE_LABEL[p.mode] : `${MODE_LABEL[p.mode]} (${comp})`;
 }
 
 /** Names a person reads for each mode's pruned model. */

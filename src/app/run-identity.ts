@@ -5,6 +5,7 @@
  * the stored result, and the page's "is the shown result the current settings'?" check, so
  * a setting added to RunSettings is part of all three without another line.
  */
+import type { CompChoice } from '../engine/prune/options';
 import type { RunSettings, TextSource } from './protocol';
 
 /** RunSettings with texts as identities; fields left undefined are absent. */
@@ -22,9 +23,16 @@ export function textLabel(identity: string): string {
 
 export function runIdentity(s: RunSettings): RunIdentity {
   const id: Record<string, unknown> = { ...s, calib: textIdentity(s.calib), eval: textIdentity(s.eval) };
+  // The defaults are absent, as in results stored before these settings existed (so those stay
+  // found and current): compensation 'scalar', and α unless a linear/diag fit reads it.
+  if (s.comp === 'scalar') delete id.comp;
+  if (s.alpha === 0 || (s.comp !== 'linear' && s.comp !== 'diag')) delete id.alpha;
   for (const k of Object.keys(id)) if (id[k] === undefined) delete id[k];
   return id as RunIdentity;
 }
+
+/** A stored identity's compensation: absent is 'scalar' (the default, and all there was before the choice). */
+export const identityComp = (id: Pick<RunIdentity, 'comp'>): CompChoice => id.comp ?? 'scalar';
 
 /** Whether two identities are the same run (a field absent in one must be absent in the other). */
 export function sameRun(a: RunIdentity, b: RunIdentity): boolean {

@@ -8,7 +8,7 @@
  */
 import { LopperError } from '../engine/errors';
 import type { Checkpoint } from '../engine/model/checkpoint';
-import type { Barriers, Fold, Metric, Mode } from '../engine/prune/options';
+import type { Barriers, Comp, Fold, Metric, Mode } from '../engine/prune/options';
 import { prune } from '../engine/prune/plan';
 import { Engine } from '../engine/runtime/engine';
 import type { Runtime } from '../engine/runtime/ort';
@@ -22,6 +22,9 @@ export interface SweepOptions {
   layers: number;
   modes?: readonly Mode[];
   fold?: Fold;
+  /** what the compensated modes fold (default 'scalar') and the linear/diag fits' ridge term (default 0) */
+  comp?: Comp;
+  alpha?: number;
   barriers?: Partial<Barriers>;
   seed?: number;
   reuse?: boolean;
@@ -65,6 +68,8 @@ export async function sweepRun(ck: Checkpoint, runtime: Runtime, windows: readon
       metric: o.metric,
       mode,
       fold: o.fold,
+      comp: o.comp,
+      alpha: o.alpha,
       barriers: o.barriers,
       seed: o.seed,
       reuse: o.reuse,

@@ -56,7 +56,7 @@ export class Tracker {
   report(
     done: number,
     total: number,
-    extra: { label?: string; force?: boolean; step?: Progress['step']; download?: DownloadProgress } = {},
+    extra: { label?: string; force?: boolean; step?: Progress['step']; download?: DownloadProgress; row?: Progress['row'] } = {},
   ): void {
     this.fractionInStage = total > 0 ? Math.min(1, done / total) : 0;
     const now = performance.now();
@@ -79,6 +79,7 @@ export class Tracker {
         .map((x) => ({ stage: x.stage, label: x.label, state: x === s ? 'running' : this.stages.indexOf(x) < this.current ? 'done' : 'pending' })),
       step: extra.step,
       download: extra.download,
+      ...(extra.row && { row: extra.row }),
     });
   }
 }

@@ -131,7 +131,8 @@ export class Calibrated {
     // layers 0..p with layer p's MLP output zeroed: a pass from X_p runs layer p alone and gives Y
     const upToP = removeLayers(this.checkpoint, [...Array(L - k).keys()].map((i) => k + i));
     const halfLayer = zeroMlpOutput(upToP, p);
-    const engine = new Engine(halfLayer, this.runtime);
+    // the execution this state runs with: layer by layer, only layer p's weights are widened and run
+    const engine = new Engine(halfLayer, this.runtime, { execution: this.engine.execution });
     let ys: Float32Array[];
     try {
       const results = await runBatched(engine, this.windows, p, p === 0 ? undefined : xp, { ...this.opts, onProgress: undefined, want: { streams: true } });
@@ -143,8 +144,9 @@ export class Calibrated {
     const xj = await this.streamAt(j);
     const acc = new GramAccumulator(D);
     for (let w = 0; w < this.windows.length; w++) {
-      const m = new Float32Array(ys[w].length);
-      const a = new Float32Array(ys[w].length);
+      // differences in Float64: the runtime's float32 streams are the last rounding
+      const m = new Float64Array(ys[w].length);
+      const a = new Float64Array(ys[w].length);
       for (let i = 0; i < m.length; i++) {
         m[i] = xk[w][i] - ys[w][i];
         a[i] = xj[w][i] - ys[w][i];

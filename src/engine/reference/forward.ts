@@ -163,8 +163,11 @@ export interface ForwardResult {
 
 /** Decoder layer l's weights in Float64. */
 function layerWeightsOf(ck: Checkpoint, l: number): LayerWeights {
-  const c = ck.config;
-  const w = (name: string) => f64(tensor(ck, name));
+  return layerWeightsFrom(ck.config, (name) => f64(tensor(ck, name)), l);
+}
+
+/** Decoder layer l's weights, each read by its HF name through `w`. */
+function layerWeightsFrom(c: LlamaConfig, w: (name: string) => Float64Array, l: number): LayerWeights {
   const opt = (name: string, present: boolean) => (present ? w(name) : null);
   const p = layerPrefix(l);
   return {
@@ -191,7 +194,12 @@ function layerWeightsOf(ck: Checkpoint, l: number): LayerWeights {
 
 /** One decoder layer with weights w: X_k [T, D] → X_{k+1} [T, D]. */
 function decoderLayer(c: LlamaConfig, w: LayerWeights, x: Float64Array, T: number, cos: Float64Array, sin: Float64Array): Float64Array {
-  const { hiddenSize: D, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: hd, rmsNormEps: eps } = c;
+  return feedForwardHalf(c, w, attentionHalf(c, w, x, T, cos, sin), T);
+}
+
+/** The attention half of a decoder layer: X_k [T, D] → h' [T, D]. */
+function attentionHalf(c: LlamaConfig, w: LayerWeights, x: Float64Array, T: number, cos: Float64Array, sin: Float64Array): Float64Array {
+  const { hiddenSize: D, numHeads: H, numKvHeads: Hkv, headDim: hd, rmsNormEps: eps } = c;
   // attention: h' = x + o_proj(Attn(RMSNorm_att(x)))
   const xn = rmsnorm(x, T, D, w.attnNorm, eps);
   let q = matmul(xn, T, D, w.wq, H * hd, w.bq); //   [T, H*hd]
@@ -203,8 +211,12 @@ function decoderLayer(c: LlamaConfig, w: LayerWeights, x: Float64Array, T: numbe
   rope(q, T, H, hd, cos, sin);
   rope(k, T, Hkv, hd, cos, sin);
   const att = attention(q, k, v, T, H, Hkv, hd); //    [T, H*hd]
-  const h = add(x, matmul(att, T, H * hd, w.wo, D, w.bo));
+  return add(x, matmul(att, T, H * hd, w.wo, D, w.bo));
+}
 
+/** The feed-forward half of a decoder layer: h' [T, D] → X_{k+1} [T, D]. */
+function feedForwardHalf(c: LlamaConfig, w: LayerWeights, h: Float64Array, T: number): Float64Array {
+  const { hiddenSize: D, intermediateSize: F, rmsNormEps: eps } = c;
   // feed-forward: X_{k+1} = h' + down(SiLU(gate(n)) ⊙ up(n)), n = RMSNorm_ffn(h')
   const n = rmsnorm(h, T, D, w.ffnNorm, eps);
   const gate = matmul(n, T, D, w.wGate, F, w.bGate); // [T, F]
@@ -220,6 +232,25 @@ function decoderLayer(c: LlamaConfig, w: LayerWeights, x: Float64Array, T: numbe
 export function referenceLayer(ck: Checkpoint, l: number, x: Float64Array, T: number): Float64Array {
   const { cos, sin } = ropeTables(ck.config, { start: 0, length: T });
   return decoderLayer(ck.config, layerWeightsOf(ck, l), x, T, cos, sin);
+}
+
+/**
+ * Decoder layer l in Float64 on the stream X_l [T, D] of positions 0..T−1, in its two halves:
+ * y = h' (the stream after attention, [T, D]) and out = X_{l+1} ([T, D]). `weight(name)`
+ * gives a tensor by its HF name in Float64, so a model whose weights live in Float64 arrays
+ * (edited without rounding, as test/helpers/comp-reference.ts does) runs as it is.
+ */
+export function referenceLayerParts(
+  config: LlamaConfig,
+  weight: (name: string) => Float64Array,
+  l: number,
+  x: Float64Array,
+  T: number,
+): { y: Float64Array; out: Float64Array } {
+  const { cos, sin } = ropeTables(config, { start: 0, length: T });
+  const w = layerWeightsFrom(config, weight, l);
+  const y = attentionHalf(config, w, x, T, cos, sin);
+  return { y, out: feedForwardHalf(config, w, y, T) };
 }
 
 export class ReferenceModel {

@@ -3,7 +3,7 @@
  * colours stay distinct for the common colour-vision deficiencies. Lines also differ by dash
  * and marker shape, so colour is never the only cue.
  */
-import type { Metric, Mode } from '../../engine/prune/options';
+import type { CompChoice, Metric, Mode } from '../../engine/prune/options';
 
 export const OKABE_ITO = {
   black: '#000000',
@@ -30,6 +30,26 @@ export const MODE_STYLE: Record<Mode, { color: string; dash: string; marker: Mar
   iterative: { color: OKABE_ITO.purple, dash: '2 3', marker: 'square' },
   'oneshot-comp': { color: OKABE_ITO.green, dash: '9 3 2 3', marker: 'triangle' },
   prunecomp: { color: OKABE_ITO.blue, dash: '', marker: 'diamond' },
+};
+
+/** The lab's lines: colour by compensation ('none' black: nothing folded)… */
+export const COMP_COLOR: Record<CompChoice, string> = {
+  none: OKABE_ITO.black,
+  scalar: OKABE_ITO.blue,
+  linear: OKABE_ITO.vermillion,
+  diag: OKABE_ITO.green,
+};
+
+/** …and dash and marker by metric. */
+export const METRIC_STYLE: Record<Metric, { dash: string; marker: Marker }> = {
+  bi: { dash: '', marker: 'circle' },
+  angular: { dash: '7 4', marker: 'square' },
+  mag: { dash: '2 3', marker: 'triangle' },
+  ppl: { dash: '9 3 2 3', marker: 'diamond' },
+  cl: { dash: '12 3', marker: 'circle' },
+  taylor: { dash: '4 2 4 6', marker: 'square' },
+  reverse: { dash: '1 2', marker: 'triangle' },
+  random: { dash: '6 2 1 2 1 2', marker: 'diamond' },
 };
 
 /** An SVG path for a marker of size r centred on (x, y). */

@@ -20,6 +20,8 @@ import { Settings } from './settings.svelte';
 import { StorageStore } from './storage.svelte';
 import { TourStore } from './tour.svelte';
 import { SweepStore } from './sweep.svelte';
+import { BudgetStore } from './budget.svelte';
+import { LabStore } from './lab.svelte';
 
 export class AppState {
   readonly client = new LopperClient();
@@ -37,6 +39,8 @@ export class AppState {
   readonly exports = new ExportStore(this);
   readonly playground = new PlaygroundStore(this);
   readonly sweep = new SweepStore(this);
+  readonly budget = new BudgetStore(this);
+  readonly lab = new LabStore(this);
   readonly tour = new TourStore();
 
   constructor() {
@@ -45,14 +49,16 @@ export class AppState {
       this.run.result = null;
       this.evaluation.result = null;
       this.sweep.result = null;
-      for (const job of [this.model.job, this.run.job, this.evaluation.job, this.exports.job, this.generation.job, this.sweep.job]) job.drop();
+      this.budget.result = null;
+      this.lab.result = null;
+      for (const job of [this.model.job, this.run.job, this.evaluation.job, this.exports.job, this.generation.job, this.sweep.job, this.budget.job, this.lab.job]) job.drop();
       this.banner.setError('internal', message, () => this.model.reload());
     };
   }
 
   /** Whether any stage has a request in flight (the controls that would start another are off). */
   get busy(): boolean {
-    return this.model.job.active || this.run.job.active || this.generation.job.active || this.evaluation.job.active || this.exports.job.active || this.sweep.job.active;
+    return this.model.job.active || this.run.job.active || this.generation.job.active || this.evaluation.job.active || this.exports.job.active || this.sweep.job.active || this.budget.job.active || this.lab.job.active;
   }
 
   /** Device facts, the download source, and a model linked in the URL. */
@@ -65,6 +71,8 @@ export class AppState {
     this.run.result = null;
     this.evaluation.result = null;
     this.sweep.result = null;
+    this.budget.result = null;
+    this.lab.result = null;
     this.generation.clear();
     this.playground.modelChanged();
   }

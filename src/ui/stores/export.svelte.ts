@@ -2,7 +2,7 @@
  * The export stage: one model (dense, baseline or the compared mode) in one format as a
  * .zip written to disk (save-file.ts), and the plan as JSON.
  */
-import { exportBaseName, MODE_LABEL, type ExportFormat, type ExportResult, type OnnxDtype, type Variant } from '../../app/protocol';
+import { exportBaseName, MODE_LABEL, planLabel, type ExportFormat, type ExportResult, type OnnxDtype, type Variant } from '../../app/protocol';
 import { WorkerError } from '../client';
 import { bytes } from '../format';
 import { isCancel } from '../errors';
@@ -39,7 +39,7 @@ export class ExportStore {
     if (file === undefined) return; // the person closed the picker
     const result = app.run.result;
     let saving: Promise<void> = Promise.resolve();
-    const label = variant === 'dense' ? 'dense' : variant === 'baseline' ? 'baseline' : MODE_LABEL[result?.settings.mode ?? 'prunecomp'];
+    const label = variant === 'dense' ? 'dense' : variant === 'baseline' ? 'baseline' : result?.plans.prunecomp ? planLabel(result.plans.prunecomp) : MODE_LABEL.prunecomp;
     const call = this.job.start(
       'export',
       { model: variant, format, dtype, runKey: variant === 'dense' ? undefined : result?.key },

@@ -28,10 +28,11 @@ export class Job<Extra extends object = object> {
    * worker's progress shows on it until `end`. A task already shown is replaced (it is not
    * cancelled: the caller decides).
    */
-  start<K extends Op>(op: K, payload: Ops[K]['req'], title: string, handlers: Omit<CallHandlers, 'onProgress'> = {}, extra?: Extra): Call<Ops[K]['result']> {
+  start<K extends Op>(op: K, payload: Ops[K]['req'], title: string, handlers: CallHandlers = {}, extra?: Extra): Call<Ops[K]['result']> {
     const call = this.client.call(op, payload, {
       ...handlers,
       onProgress: (p) => {
+        handlers.onProgress?.(p);
         if (this.task?.id === call.id) this.task.progress = p;
       },
     });

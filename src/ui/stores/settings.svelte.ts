@@ -2,18 +2,18 @@
  * The settings of a setup, kept in the page URL so a setup is a link:
  *
  *   ?model=stories260K&backend=wasm&metric=bi&layers=2&mode=prunecomp&fold=paper&windows=8&window=256
- *    &calib=tinystories-calib&eval=tinystories-eval[&skipFirst=…&skipLast=…][&tokenizer=…]
+ *    &calib=tinystories-calib&eval=tinystories-eval[&skipFirst=…&skipLast=…][&comp=linear&alpha=…][&tokenizer=…]
  *
  * `model` is a catalog id, or a URL (then `tokenizer` for a llama2.c .bin). Pasted or
  * uploaded texts stay in memory only (the URL says `calib=custom`). Other parameters in the
  * URL (e.g. `data`) are left alone.
  */
-import { isMetric, METRICS, MODES, type Metric, type Mode } from '../../engine/prune/options';
+import { COMP_CHOICES, isMetric, METRICS, MODES, type CompChoice, type Metric, type Mode } from '../../engine/prune/options';
 import type { Backend, Fold, RunSettings, TextSource } from '../../app/protocol';
 import { DEFAULT_CALIB, DEFAULT_EVAL, textById, textUrl } from '../texts';
 import { writeUrlParams } from '../url';
 
-export { METRICS, MODES };
+export { COMP_CHOICES, METRICS, MODES };
 
 /** Short names for the metric menu (the full definitions: docs/PRUNE_AND_COMP.md §4). */
 export const METRIC_LABEL: Record<Metric, string> = {
@@ -39,11 +39,32 @@ export const METRIC_NOTE: Record<Metric, string> = {
   random: 'a seeded random order (seed 0)',
 };
 
+/** Names for the compensation menu. */
+export const COMP_LABEL: Record<CompChoice, string> = {
+  none: 'none',
+  scalar: 'scalar (Prune&Comp)',
+  linear: 'linear (ReplaceMe map)',
+  diag: 'diagonal map',
+};
+
+/** What each compensation folds at each cut (shown under the menu; the maths: src/engine/prune/fit.ts). */
+export const COMP_NOTE: Record<CompChoice, string> = {
+  none: 'nothing: the layers are simply deleted (Prune&Comp becomes iterative pruning, one-shot + compensation the baseline)',
+  scalar: 'one scale s per cut, the magnitude gap, folded into the weights (Prune&Comp)',
+  linear: 'a D×D least-squares map from the layer before the cut to the stream after it, folded into that layer’s down_proj (ReplaceMe)',
+  diag: 'the map’s diagonal: one least-squares factor per channel, folded into down_proj of the layer before the cut',
+};
+
+/** Whether a compensation fits a map, so the ridge term α means something. */
+export const fitsMap = (c: CompChoice): boolean => c === 'linear' || c === 'diag';
+
 export const DEFAULTS = {
   metric: 'bi' as Metric,
   layers: 2,
   mode: 'prunecomp' as Mode,
   fold: 'paper' as Fold,
+  comp: 'scalar' as CompChoice,
+  alpha: 0,
   windows: 8,
   window: 256,
 };
@@ -54,7 +75,7 @@ export interface CustomText {
 }
 
 /** Every URL parameter the settings read and write (writeUrl replaces exactly these). */
-const URL_PARAMS = ['model', 'tokenizer', 'backend', 'metric', 'layers', 'mode', 'fold', 'windows', 'window', 'calib', 'eval', 'skipFirst', 'skipLast', 'seed', 'memory'] as const;
+const URL_PARAMS = ['model', 'tokenizer', 'backend', 'metric', 'layers', 'mode', 'fold', 'windows', 'window', 'calib', 'eval', 'skipFirst', 'skipLast', 'seed', 'comp', 'alpha', 'memory'] as const;
 
 function intParam(q: URLSearchParams, name: string, min: number, fallback: number): number {
   const v = Number(q.get(name));
@@ -79,6 +100,10 @@ export class Settings {
   layers = $state(DEFAULTS.layers);
   mode = $state<Mode>(DEFAULTS.mode);
   fold = $state<Fold>(DEFAULTS.fold);
+  /** what the compensated mode folds at each cut ('none': its uncompensated twin) */
+  comp = $state<CompChoice>(DEFAULTS.comp);
+  /** the ridge term α of the linear/diag fits (≥ 0) */
+  alpha = $state(DEFAULTS.alpha);
   windows = $state(DEFAULTS.windows);
   window = $state(DEFAULTS.window);
   skipFirst = $state<number | null | undefined>(undefined);
@@ -113,6 +138,10 @@ export class Settings {
     this.mode = (MODES as readonly string[]).includes(mode) ? (mode as Mode) : DEFAULTS.mode;
     const fold = q.get('fold');
     this.fold = fold === 'tied' || fold === 'paper' ? fold : DEFAULTS.fold;
+    const comp = q.get('comp') ?? '';
+    this.comp = (COMP_CHOICES as readonly string[]).includes(comp) ? (comp as CompChoice) : DEFAULTS.comp;
+    const alpha = Number(q.get('alpha'));
+    this.alpha = q.get('alpha') && Number.isFinite(alpha) && alpha >= 0 ? alpha : DEFAULTS.alpha;
     this.windows = intParam(q, 'windows', 1, DEFAULTS.windows);
     this.window = intParam(q, 'window', 2, DEFAULTS.window);
     this.skipFirst = optIntParam(q, 'skipFirst');
@@ -145,6 +174,9 @@ export class Settings {
     if (opt(this.skipFirst) !== undefined) p.skipFirst = String(this.skipFirst);
     if (opt(this.skipLast) !== undefined) p.skipLast = String(this.skipLast);
     if (this.metric === 'random') p.seed = String(this.seed);
+    // the defaults stay out of the link, as they stay out of the run's identity (run-identity.ts)
+    if (this.comp !== DEFAULTS.comp) p.comp = this.comp;
+    if (fitsMap(this.comp) && this.alphaValue() !== 0) p.alpha = String(this.alphaValue());
     if (this.memoryGiB !== null) p.memory = String(this.memoryGiB);
     return p;
   }
@@ -152,6 +184,12 @@ export class Settings {
   /** Write the settings into the page URL (replaceState: no history entry per change). */
   writeUrl(): void {
     writeUrlParams(URL_PARAMS, this.params());
+  }
+
+  /** α as a number ≥ 0 (an input left empty or negative: 0) */
+  alphaValue(): number {
+    const a = opt(this.alpha);
+    return a !== undefined && a >= 0 ? a : 0;
   }
 
   private text(choice: string, custom: CustomText | null, what: string): TextSource {
@@ -176,6 +214,8 @@ export class Settings {
       skipFirst: opt(this.skipFirst),
       skipLast: opt(this.skipLast),
       seed: this.metric === 'random' ? (opt(this.seed) ?? 0) : undefined,
+      comp: this.comp,
+      alpha: fitsMap(this.comp) ? this.alphaValue() : undefined,
       calib: this.text(this.calib, this.customCalib, 'calibration'),
       eval: this.text(this.eval, this.customEval, 'evaluation'),
     };

@@ -4,7 +4,7 @@
  * run per mode, src/app/sweep.ts), with the shown run's settings (its n and mode aside). The
  * worker stores each sweep in IndexedDB like a run, so a reload shows it without recomputing.
  */
-import { METRIC_BARRIERS } from '../../engine/prune/options';
+import { maxCuts } from '../../app/budget-data';
 import type { RunSettings, SweepRunResult } from '../../app/protocol';
 import { sameRun, type RunIdentity } from '../../app/run-identity';
 import { SWEEP_MODES } from '../../app/sweep-data';
@@ -18,8 +18,7 @@ import { Job } from './job.svelte';
  * and at least one layer stays.
  */
 export function maxSweepLayers(L: number, s: Pick<RunSettings, 'metric' | 'skipFirst' | 'skipLast'>): number {
-  const b = METRIC_BARRIERS[s.metric];
-  return Math.max(1, Math.min(L - 1, L - (s.skipFirst ?? b.skipFirst) - (s.skipLast ?? b.skipLast)));
+  return Math.max(1, maxCuts(L, s));
 }
 
 /** The default N: half the layers, within what the barriers allow, and at least the run's own n. */
