@@ -53,26 +53,36 @@ export class GramAccumulator {
     this.ma = new Float64Array(D * D);
   }
 
-  /** Add `T` tokens: m = M rows, a = A rows, both [T, D] row-major (float32 from the runtime). */
+  /** Add `T` tokens: m = M rows, a = A rows, both [T, D] row-major. */
   add(m: Float32Array | Float64Array, a: Float32Array | Float64Array): void {
     const D = this.D;
     if (m.length !== a.length || m.length % D !== 0) throw new LopperError('bad-input', `M and A must both be [tokens, ${D}] (got ${m.length} and ${a.length} values)`);
     const T = m.length / D;
-    const mt = new Float64Array(D);
-    const at = new Float64Array(D);
-    for (let t = 0; t < T; t++) {
-      for (let c = 0; c < D; c++) {
-        mt[c] = m[t * D + c];
-        at[c] = a[t * D + c];
-        this.aa += at[c] * at[c];
-        this.none += (at[c] - mt[c]) ** 2;
+    for (let i = 0; i < m.length; i++) {
+      this.aa += a[i] * a[i];
+      this.none += (a[i] - m[i]) ** 2;
+    }
+    // tokens four at a time: each row of the sums is read and written once per four tokens
+    const mt = new Float64Array(4 * D);
+    const at = new Float64Array(4 * D);
+    for (let t0 = 0; t0 < T; t0 += 4) {
+      const n = Math.min(4, T - t0);
+      mt.fill(0);
+      at.fill(0);
+      for (let i = 0; i < n * D; i++) {
+        mt[i] = m[t0 * D + i];
+        at[i] = a[t0 * D + i];
       }
+      const [m1, m2, m3] = [D, 2 * D, 3 * D];
       for (let i = 0; i < D; i++) {
-        const mi = mt[i];
-        if (mi === 0) continue;
+        const p0 = mt[i];
+        const p1 = mt[m1 + i];
+        const p2 = mt[m2 + i];
+        const p3 = mt[m3 + i];
+        if (p0 === 0 && p1 === 0 && p2 === 0 && p3 === 0) continue;
         const row = i * D;
-        for (let j = i; j < D; j++) this.mm[row + j] += mi * mt[j];
-        for (let j = 0; j < D; j++) this.ma[row + j] += mi * at[j];
+        for (let j = i; j < D; j++) this.mm[row + j] += p0 * mt[j] + p1 * mt[m1 + j] + p2 * mt[m2 + j] + p3 * mt[m3 + j];
+        for (let j = 0; j < D; j++) this.ma[row + j] += p0 * at[j] + p1 * at[m1 + j] + p2 * at[m2 + j] + p3 * at[m3 + j];
       }
     }
     this.tokens += T;
@@ -162,21 +172,43 @@ export function cholesky(g: Float64Array, D: number): Float64Array | null {
   return l;
 }
 
-/** X [D, D] with (L·Lᵀ)·X = B: forward then back substitution, column by column. */
+/**
+ * X [D, D] with (L·Lᵀ)·X = B: forward (L·Y = B) then back (Lᵀ·X = Y) substitution, all D
+ * right-hand sides at once, row by row (inner loops run along contiguous rows, four earlier
+ * rows folded into a row per pass over it).
+ */
 export function choleskySolve(l: Float64Array, D: number, b: Float64Array): Float64Array {
-  const x = new Float64Array(D * D);
-  const y = new Float64Array(D);
-  for (let c = 0; c < D; c++) {
-    for (let i = 0; i < D; i++) {
-      let s = b[i * D + c];
-      for (let k = 0; k < i; k++) s -= l[i * D + k] * y[k];
-      y[i] = s / l[i * D + i];
+  const x = Float64Array.from(b); // Y, then X, in place
+  /** x[i,:] −= Σ_{k in ks} coef(k)·x[k,:], four k at a time */
+  const subtractRows = (i: number, ks: number[], coef: (k: number) => number) => {
+    const xi = i * D;
+    for (let q = 0; q < ks.length; q += 4) {
+      const n = Math.min(4, ks.length - q);
+      const k0 = ks[q] * D;
+      const k1 = n > 1 ? ks[q + 1] * D : k0;
+      const k2 = n > 2 ? ks[q + 2] * D : k0;
+      const k3 = n > 3 ? ks[q + 3] * D : k0;
+      const c0 = coef(ks[q]);
+      const c1 = n > 1 ? coef(ks[q + 1]) : 0;
+      const c2 = n > 2 ? coef(ks[q + 2]) : 0;
+      const c3 = n > 3 ? coef(ks[q + 3]) : 0;
+      for (let c = 0; c < D; c++) x[xi + c] -= c0 * x[k0 + c] + c1 * x[k1 + c] + c2 * x[k2 + c] + c3 * x[k3 + c];
     }
-    for (let i = D - 1; i >= 0; i--) {
-      let s = y[i];
-      for (let k = i + 1; k < D; k++) s -= l[k * D + i] * x[k * D + c];
-      x[i * D + c] = s / l[i * D + i];
-    }
+    const inv = 1 / l[i * D + i];
+    for (let c = 0; c < D; c++) x[xi + c] *= inv;
+  };
+  const ks: number[] = [];
+  // forward: Y[i,:] = (B[i,:] − Σ_{k<i} L[i,k]·Y[k,:]) / L[i,i]
+  for (let i = 0; i < D; i++) {
+    ks.length = 0;
+    for (let k = 0; k < i; k++) ks.push(k);
+    subtractRows(i, ks, (k) => l[i * D + k]);
+  }
+  // back: X[i,:] = (Y[i,:] − Σ_{k>i} L[k,i]·X[k,:]) / L[i,i]
+  for (let i = D - 1; i >= 0; i--) {
+    ks.length = 0;
+    for (let k = i + 1; k < D; k++) ks.push(k);
+    subtractRows(i, ks, (k) => l[k * D + i]);
   }
   return x;
 }

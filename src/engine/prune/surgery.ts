@@ -205,21 +205,29 @@ function mappedTensor(t: Tensor, map: CompMap, name: string, source: string): Te
   const compute = () => {
     const w = toFloat32(t); // [D, F]
     const out = new Float32Array(D * F);
-    const acc = new Float64Array(F);
-    for (let i = 0; i < D; i++) {
-      // row i of Tᵀ·W = Σ_j T[j, i] · W[j, :]
-      if (map.kind === 'diag') {
-        for (let f = 0; f < F; f++) acc[f] = map.T[i] * w[i * F + f];
-      } else {
+    if (map.kind === 'diag') {
+      for (let i = 0; i < D; i++) for (let f = 0; f < F; f++) out[i * F + f] = map.T[i] * w[i * F + f];
+    } else {
+      // rows i..i+3 of Tᵀ·W = Σ_j T[j, i..i+3] · W[j, :], four output rows per read of W
+      const acc = new Float64Array(4 * F);
+      for (let i = 0; i < D; i += 4) {
+        const n = Math.min(4, D - i);
         acc.fill(0);
         for (let j = 0; j < D; j++) {
-          const tji = map.T[j * D + i];
-          if (tji === 0) continue;
+          const tj = j * D + i;
+          const [t0, t1, t2, t3] = [map.T[tj], n > 1 ? map.T[tj + 1] : 0, n > 2 ? map.T[tj + 2] : 0, n > 3 ? map.T[tj + 3] : 0];
+          if (t0 === 0 && t1 === 0 && t2 === 0 && t3 === 0) continue;
           const row = j * F;
-          for (let f = 0; f < F; f++) acc[f] += tji * w[row + f];
+          for (let f = 0; f < F; f++) {
+            const v = w[row + f];
+            acc[f] += t0 * v;
+            acc[F + f] += t1 * v;
+            acc[2 * F + f] += t2 * v;
+            acc[3 * F + f] += t3 * v;
+          }
         }
+        out.set(Float32Array.from(acc.subarray(0, n * F)), i * F);
       }
-      for (let f = 0; f < F; f++) out[i * F + f] = acc[f];
     }
     const stored = fromFloat32(out, [...t.shape], t.dtype);
     const check = t.dtype === 'f32' ? out : toFloat32(stored);
