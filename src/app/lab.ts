@@ -62,18 +62,7 @@ export function labSplit<W>(windows: readonly W[], heldOutFraction = 0.25): { fi
 async function measure(ck: Checkpoint, runtime: Runtime, o: LabOptions): Promise<{ heldOut: number; eval: number | null; zeroShot?: number }> {
   const engine = new Engine(ck, runtime);
   try {
-    // layer-streamed: every window through each layer at once (as Engine.perplexity)
-    const batch = engine.execution === 'streamed' ? o.heldOut.length : 1;
-    let nll = 0;
-    let tokens = 0;
-    for (let i = 0; i < o.heldOut.length; i += batch) {
-      for (const r of await engine.pass(o.heldOut.slice(i, i + batch), { nll: true })) {
-        for (const v of r.nll!) nll += v;
-        tokens += r.nll!.length;
-      }
-    }
-    const heldOut = Math.exp(nll / tokens);
-    if (!Number.isFinite(heldOut)) throw new LopperError('non-finite', `the held-out perplexity is not finite (${heldOut})`);
+    const heldOut = (await engine.windowsPerplexity(o.heldOut)).ppl;
     const evalPpl = o.evaluation ? (await engine.perplexity(o.evaluation.ids, o.evaluation.window)).ppl : null;
     const zeroShot = o.zeroShot ? averageAccuracy(await evaluate(ck, engine, o.zeroShot.tasks, { limit: o.zeroShot.limit })) : undefined;
     return { heldOut, eval: evalPpl, ...(zeroShot !== undefined && { zeroShot }) };

@@ -160,14 +160,25 @@ interface PruneSetup {
   comp: CompChoice;
 }
 
-/** Options, texts and model for prune/compare, all checked before any work. */
+/** Options, texts and model for prune/compare/sweep, all checked before any work. */
 async function pruneSetup(v: Record<string, unknown>, evalRequired: boolean, layersOptional = false): Promise<PruneSetup> {
   const metric = required(v, 'metric');
   if (!isMetric(metric)) throw new LopperError('bad-option', `--metric must be one of ${METRICS.join(', ')} (got "${metric}")`);
-  let layers = int(v, 'layers', undefined, 1);
-  if (layers === undefined && !layersOptional) throw new LopperError('bad-option', '--layers is required');
+  if (int(v, 'layers', undefined, 1) === undefined && !layersOptional) throw new LopperError('bad-option', '--layers is required');
   const comp = (v.comp as string | undefined) ?? 'scalar';
   if (!(COMP_CHOICES as readonly string[]).includes(comp)) throw new LopperError('bad-option', `--comp must be one of ${COMP_CHOICES.join(', ')} (got "${comp}")`);
+  // without --layers (a budget's most): all but one (the barriers may allow fewer: prune says so)
+  const { opts, ...rest } = await calibrationSetup(v, evalRequired, (L) => L - 1);
+  return { ...rest, comp: comp as CompChoice, opts: { ...opts, metric: metric as Metric } };
+}
+
+/**
+ * The options every calibrated command shares (--layers, --alpha, --window, --calib-windows,
+ * --fold, barriers, --seed, --no-reuse), the texts, the model and its calibration windows, all
+ * checked before any work. `defaultLayers`: n when --layers is not given.
+ */
+async function calibrationSetup(v: Record<string, unknown>, evalRequired: boolean, defaultLayers: (L: number) => number): Promise<Omit<PruneSetup, 'comp' | 'opts'> & { opts: Omit<PruneOptions, 'mode' | 'metric'> }> {
+  let layers = int(v, 'layers', undefined, 1);
   const alpha = float(v, 'alpha', 0);
   if (alpha < 0) throw new LopperError('bad-option', `--alpha must be ≥ 0 (got ${alpha})`);
   const window = int(v, 'window', 256, 2)!;
@@ -181,20 +192,12 @@ async function pruneSetup(v: Record<string, unknown>, evalRequired: boolean, lay
   const calibText = await readText(calibPath);
   const evalText = evalPath === undefined ? undefined : await readText(evalPath);
   const ck = await openModel(v);
-  layers ??= ck.config.numLayers - 1; // a budget's most: all but one (the barriers may allow fewer: prune says so)
+  layers ??= defaultLayers(ck.config.numLayers);
   if (layers >= ck.config.numLayers) throw new LopperError('bad-option', `cannot remove ${layers} of ${ck.config.numLayers} layers: at least one must remain`);
   const windows = textWindows(tokenizeText(ck, calibText), window, K, 'calibration text', calibPath);
   const evalIds = evalText === undefined ? undefined : tokenizeText(ck, evalText);
   if (evalIds) textWindows(evalIds, window, undefined, 'evaluation text', evalPath!);
-  return {
-    ck,
-    runtime: await runtimeFor(v),
-    window,
-    windows,
-    evalIds,
-    comp: comp as CompChoice,
-    opts: { metric: metric as Metric, layers, fold, barriers, seed, reuse: !v['no-reuse'], alpha },
-  };
+  return { ck, runtime: await runtimeFor(v), window, windows, evalIds, opts: { layers, fold, barriers, seed, reuse: !v['no-reuse'], alpha } };
 }
 
 async function perplexityOf(ck: Checkpoint, runtime: Runtime, ids: number[], window: number) {
@@ -376,22 +379,12 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
 
   async lab(argv) {
+    const { metric: _m, comp: _c, ...calibrationArgs } = pruneArgs;
     const v = parse(argv, {
-      ...common,
-      calib: { type: 'string' },
-      eval: { type: 'string' },
-      layers: { type: 'string' },
+      ...calibrationArgs,
       metrics: { type: 'string' },
       comps: { type: 'string' },
       'held-out': { type: 'string' },
-      'calib-windows': { type: 'string' },
-      window: { type: 'string' },
-      fold: { type: 'string' },
-      alpha: { type: 'string' },
-      'skip-first': { type: 'string' },
-      'skip-last': { type: 'string' },
-      seed: { type: 'string' },
-      'no-reuse': { type: 'boolean' },
       task: { type: 'string' },
       limit: { type: 'string' },
       data: { type: 'string' },
@@ -400,35 +393,17 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     // lists are checked by labRun (labMetrics, labComps), which names a bad entry
     const list = (flag: 'metrics' | 'comps') => (v[flag] === undefined ? undefined : String(v[flag]).split(',').map((m) => m.trim()));
     const heldOutFraction = float(v, 'held-out', 0.25);
-    const alpha = float(v, 'alpha', 0);
-    if (alpha < 0) throw new LopperError('bad-option', `--alpha must be ≥ 0 (got ${alpha})`);
-    const window = int(v, 'window', 256, 2)!;
-    const K = int(v, 'calib-windows', 8, 1)!;
-    const fold = (v.fold as string | undefined) ?? 'paper';
-    if (fold !== 'paper' && fold !== 'tied') throw new LopperError('bad-option', `--fold must be paper or tied (got "${fold}")`);
-    let layers = int(v, 'layers', undefined, 1);
     const tasks = v.task === undefined ? undefined : parseTaskList(String(v.task));
     const limit = int(v, 'limit');
-    const calibPath = required(v, 'calib');
-    const evalPath = v.eval as string | undefined;
-    const calibText = await readText(calibPath);
-    const evalText = evalPath === undefined ? undefined : await readText(evalPath);
-    const ck = await openModel(v);
-    layers ??= Math.min(ck.config.numLayers - 1, 4);
-    const { fit, heldOut } = labSplit(textWindows(tokenizeText(ck, calibText), window, K, 'calibration text', calibPath), heldOutFraction);
-    const evalIds = evalText === undefined ? undefined : tokenizeText(ck, evalText);
-    if (evalIds) textWindows(evalIds, window, undefined, 'evaluation text', evalPath!);
+    const { ck, runtime, window, windows, evalIds, opts } = await calibrationSetup(v, false, (L) => Math.min(L - 1, 4));
+    const { fit, heldOut } = labSplit(windows, heldOutFraction);
     const data = (v.data as string | undefined) ?? (existsSync(SHARED_QA) ? SHARED_QA : 'hub');
     const zeroShot = tasks && { tasks: await loadTasks(tasks, data, limit), limit };
-    const r = await labRun(ck, await runtimeFor(v), fit, {
+    const r = await labRun(ck, runtime, fit, {
+      ...opts,
       metrics: list('metrics') as Metric[] | undefined,
       comps: list('comps') as CompChoice[] | undefined,
-      layers,
-      alpha,
-      fold,
-      barriers: { skipFirst: int(v, 'skip-first', undefined, 0), skipLast: int(v, 'skip-last', undefined, 0) },
-      seed: int(v, 'seed', 0, 0),
-      reuse: !v['no-reuse'],
+      layers: opts.layers,
       heldOut,
       evaluation: evalIds && { ids: evalIds, window },
       zeroShot,

@@ -281,10 +281,7 @@ describe('the perplexity budget', () => {
   async function calibPpl(ck: Checkpoint): Promise<number> {
     const e = new Engine(ck, node);
     try {
-      let sum = 0;
-      let n = 0;
-      for (const r of await e.pass(windows, { nll: true })) for (const v of r.nll!) (sum += v), n++;
-      return Math.exp(sum / n);
+      return (await e.windowsPerplexity(windows)).ppl;
     } finally {
       await e.dispose();
     }

@@ -529,7 +529,11 @@ export class Engine {
 
   /** Perplexity of a text's token ids under the protocol of text/windows.ts. */
   async perplexity(ids: readonly number[], W: number, opts: { maxWindows?: number; batch?: number; onProgress?: Progress } = {}): Promise<PerplexityResult> {
-    const windows = cutWindows(ids, W, opts.maxWindows);
+    return this.windowsPerplexity(cutWindows(ids, W, opts.maxWindows), opts);
+  }
+
+  /** Perplexity over given windows (equal lengths, BOS first): exp of the mean NLL over every predicted token. */
+  async windowsPerplexity(windows: readonly (readonly number[])[], opts: { batch?: number; onProgress?: Progress } = {}): Promise<PerplexityResult> {
     // Streamed: every window through each layer once (a layer's session is built once per pass).
     const batch = this.execution === 'streamed' ? windows.length : (opts.batch ?? 1);
     let nllSum = 0;
