@@ -1,5 +1,5 @@
 /**
- * `lopper export --model MODEL --format hf|llama2c|onnx --out DIR|FILE.zip`, and the folder
+ * `lopper export --model MODEL --format hf|llama2c|onnx|gguf --out DIR|FILE.zip|FILE.gguf`, and the folder
  * writer `prune --out` shares with it: files are written into a temporary folder beside the
  * target and renamed into place, so an error leaves nothing behind.
  */
@@ -16,8 +16,10 @@ import {
   type ExportFormat,
   type ExportOptions,
 } from '../engine/export';
+import { GGUF_TYPES, isGgufType, type GgufType } from '../engine/export/gguf';
 import { parseOnnxDtypes, type OnnxDtype } from '../engine/export/onnx';
 import { zipChunks } from '../engine/export/zip';
+import { chunksOf } from '../engine/formats/chunks';
 import { writeFolder } from '../engine/formats/hf-node';
 import { LLAMA2C_MODEL, llama2cTokenizerNote } from '../engine/formats/llama2c';
 import { loadModelPath } from '../engine/formats/load-node';
@@ -57,11 +59,20 @@ export function sizeOption(values: Record<string, unknown>, name: string): numbe
   return n;
 }
 
-/** --dtype of an ONNX export: fp32 (default), fp16, or both (model.onnx and model_fp16.onnx). */
-export function dtypeOption(values: Record<string, unknown>, format: ExportFormat | undefined): OnnxDtype[] | undefined {
-  if (values.dtype === undefined) return undefined;
-  if (format !== 'onnx') throw new LopperError('bad-option', '--dtype applies to --format onnx only (the other formats keep the weights\' own dtype)');
-  return parseOnnxDtypes(String(values.dtype));
+/**
+ * --dtype: of an ONNX export fp32 (default), fp16, or both (model.onnx and model_fp16.onnx);
+ * of a GGUF export f32, f16, bf16 or q8_0 (default: the weights' own type).
+ */
+export function dtypeOption(values: Record<string, unknown>, format: ExportFormat | undefined): { dtypes?: OnnxDtype[]; ggufType?: GgufType } {
+  const v = values.dtype;
+  if (v === undefined) return {};
+  if (format === 'onnx') return { dtypes: parseOnnxDtypes(String(v)) };
+  if (format === 'gguf') {
+    const t = String(v).toLowerCase().replace(/^fp/, 'f');
+    if (!isGgufType(t)) throw new LopperError('bad-option', `--dtype of a GGUF export must be one of ${GGUF_TYPES.join(', ')} (got "${String(v)}")`);
+    return { ggufType: t };
+  }
+  throw new LopperError('bad-option', '--dtype applies to --format onnx and gguf only (the other formats keep the weights\' own dtype)');
 }
 
 /** Move a finished temporary folder or file onto `target` (an empty folder there is replaced). */
@@ -102,9 +113,30 @@ export async function writeExportZip(file: string, entries: ExportEntry[]): Prom
   }
 }
 
-/** The path to pass as --model for a model written to `dir` in `format`. */
-export function modelPathIn(dir: string, format: ExportFormat): string {
-  return format === 'llama2c' ? join(dir, LLAMA2C_MODEL) : dir;
+/** Write the one file of `entry` at `file` (which must not exist), streamed, all or nothing. */
+export async function writeExportFile(file: string, entry: ExportEntry): Promise<void> {
+  const target = resolve(file);
+  const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${Date.now()}`);
+  const fh = await open(tmp, 'wx');
+  try {
+    for await (const chunk of chunksOf(entry.chunks)) {
+      let at = 0;
+      while (at < chunk.length) at += (await fh.write(chunk, at, chunk.length - at)).bytesWritten;
+    }
+    await fh.close();
+    await rename(tmp, target);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** The path to pass as --model for a model written to `dir` in `format` (for GGUF: the file, for llama.cpp). */
+export function modelPathIn(dir: string, format: ExportFormat, entries: ExportEntry[] = []): string {
+  if (format === 'llama2c') return join(dir, LLAMA2C_MODEL);
+  if (format === 'gguf') return join(dir, entries.find((e) => e.name.endsWith('.gguf'))?.name ?? '');
+  return dir;
 }
 
 export interface WriteModelOptions extends ExportOptions {
@@ -123,7 +155,7 @@ export async function writeModel(ck: Checkpoint, dir: string, opts: WriteModelOp
   const entries = await exportFiles(ck, format, opts);
   if (opts.plan) entries.push(...planFiles(opts.plan));
   await writeExportFolder(dir, entries);
-  return modelPathIn(dir, format);
+  return modelPathIn(dir, format, entries);
 }
 
 /** `lopper export`. */
@@ -138,26 +170,29 @@ export async function exportCommand(argv: string[], out: (s: string) => void): P
     json: { type: 'boolean' },
   });
   const format = formatOption(v);
-  const dtypes = dtypeOption(v, format);
+  const types = dtypeOption(v, format);
   const dest = required(v, 'out');
   const maxShardSize = sizeOption(v, 'max-shard-size');
   if (maxShardSize !== undefined && format !== 'hf') throw new LopperError('bad-option', '--max-shard-size applies to --format hf only');
-  const zip = dest.toLowerCase().endsWith('.zip');
-  if (zip) {
-    if (await stat(dest).then(() => true, () => false)) throw new LopperError('bad-option', '--out: the .zip file already exists', dest);
+  const suffix = /\.(zip|gguf)$/i.exec(dest)?.[1].toLowerCase();
+  if (suffix === 'gguf' && format !== 'gguf') throw new LopperError('bad-option', '--out FILE.gguf needs --format gguf', dest);
+  if (suffix) {
+    if (await stat(dest).then(() => true, () => false)) throw new LopperError('bad-option', `--out: the .${suffix} file already exists`, dest);
   } else {
     await checkOutDir(dest);
   }
   const ck = await loadModelPath(required(v, 'model'), v.tokenizer as string | undefined);
   checkExportable(ck, format);
-  const entries = await exportFiles(ck, format, { maxShardSize, dtypes });
-  if (zip) await writeExportZip(dest, entries);
+  const entries = await exportFiles(ck, format, { maxShardSize, ...types });
+  if (suffix === 'zip') await writeExportZip(dest, entries);
+  else if (suffix === 'gguf') await writeExportFile(dest, entries[0]);
   else await writeExportFolder(dest, entries);
 
   const notes = format === 'llama2c' ? [llama2cTokenizerNote(ck)].filter((n) => n !== undefined) : [];
   const files = entries.map((e) => ({ name: e.name, size: e.size }));
   if (v.json) {
-    out(JSON.stringify({ model: ck.source, format, out: dest, ...(!zip && { path: modelPathIn(dest, format) }), files, notes }) + '\n');
+    const path = suffix === 'gguf' ? dest : suffix ? undefined : modelPathIn(dest, format, entries);
+    out(JSON.stringify({ model: ck.source, format, out: dest, ...(path && { path }), files, notes }) + '\n');
     return;
   }
   out(`wrote ${ck.source} as ${format} (${files.length} files) to ${dest}\n`);

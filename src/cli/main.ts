@@ -6,9 +6,9 @@
  *   lopper ppl      --model MODEL --text FILE [--window W] [--max-windows K] [--json]
  *   lopper generate --model MODEL [--prompt TEXT] [--max-tokens N] [--temperature T] [--top-k K] [--seed S] [--json]
  *   lopper convert  --model MODEL --to FORMAT --out DIR (= export --format FORMAT)
- *   lopper export   --model MODEL --format hf|llama2c|onnx --out DIR|FILE.zip [--max-shard-size SIZE] [--dtype fp32|fp16|both]
+ *   lopper export   --model MODEL --format hf|llama2c|onnx|gguf --out DIR|FILE.zip|FILE.gguf [--max-shard-size SIZE] [--dtype …]
  *   lopper prune    --model MODEL --metric M --layers N --mode MODE --calib FILE [--calib-windows K] [--window W]
- *                   [--fold paper|tied] [--eval FILE] [--out DIR [--format hf|llama2c|onnx]] [--json]
+ *                   [--fold paper|tied] [--eval FILE] [--out DIR [--format hf|llama2c|onnx|gguf]] [--json]
  *   lopper lab      --model MODEL --calib FILE [--eval FILE] [--layers N] [--metrics …] [--comps …]: every metric × compensation
  *   lopper compare  --model MODEL --metric M --layers N --calib FILE --eval FILE [...]: baseline vs Prune&Comp
  *   lopper eval     --model MODEL --task T1,T2,… [--limit N] [--data DIR|hub] [--dump FILE] [--json]
@@ -33,6 +33,7 @@ import { labCsv, labRun, labSplit, labTable } from '../app/lab';
 import { MODE_LABEL } from '../app/protocol';
 import { float, int, parse, required } from './args';
 import { checkOutDir, dtypeOption, exportCommand, pruneOutFormat, writeModel } from './export';
+import { appUrl, reportArgs, reportDir, writeCompareReport } from './report';
 import { evalCommand, loadTasks, SHARED_QA } from './eval';
 import { parseTaskList, TASKS } from '../engine/eval/tasks';
 import { existsSync } from 'node:fs';
@@ -44,13 +45,14 @@ commands:
   ppl       --model MODEL --text FILE [--window W=256] [--max-windows K] [--json]
   generate  --model MODEL [--prompt TEXT] [--max-tokens N=256] [--temperature T=0] [--top-k K] [--seed S] [--json]
   convert   --model MODEL --to FORMAT --out DIR   (the same as export --format FORMAT)
-  export    --model MODEL --format hf|llama2c|onnx --out DIR|FILE.zip [--max-shard-size SIZE=5GB] [--json]
+  export    --model MODEL --format hf|llama2c|onnx|gguf --out DIR|FILE.zip|FILE.gguf [--max-shard-size SIZE=5GB] [--json]
             [--dtype fp32|fp16|both]  (onnx: onnx/model.onnx, onnx/model_fp16.onnx or both; default fp32)
+            [--dtype f32|f16|bf16|q8_0]  (gguf, for llama.cpp/Ollama/LM Studio; default: the weights' own type)
   prune     --model MODEL --metric METRIC --layers N --mode MODE --calib FILE
             [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--eval FILE] [--json]
             [--budget B]  (cut one layer at a time, up to --layers (default: all but one), and stop before
             the first cut after which the calibration perplexity would exceed B × the dense model's)
-            [--out DIR [--format hf|llama2c|onnx] [--dtype …]]  (default: the model's format; plan.json and
+            [--out DIR [--format hf|llama2c|onnx|gguf] [--dtype …]]  (default: the model's format; plan.json and
             prune-layers.txt, for llama-quantize --prune-layers, beside it)
   sweep     --model MODEL --metric METRIC --layers N --calib FILE --eval FILE [--modes M,M…] [--csv|--json]
             perplexity against layers removed, n = 0…N, per mode (default ${SWEEP_MODES.join(',')}):
@@ -63,6 +65,8 @@ commands:
             best per n (lowest held-out perplexity) marked *
   compare   --model MODEL --metric METRIC --layers N --calib FILE --eval FILE
             [--calib-windows K=8] [--window W=256] [--fold paper|tied] [--json]
+            [--report DIR [--app-url URL]]  (report.md, the tables as CSV, the figures as SVG, into DIR;
+            its settings link opens the app at URL, default http://127.0.0.1:4173/)
             (baseline and Prune&Comp side by side)
   eval      --model MODEL --task TASK[,TASK…] [--limit N] [--data DIR|hub] [--dump FILE] [--json]
             zero-shot accuracy (lm-eval-harness conventions); TASK: ${TASKS.join('|')}
@@ -328,11 +332,11 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     if (dir !== undefined) await checkOutDir(dir);
     const { ck, runtime, window, windows, evalIds, opts, comp } = await pruneSetup(v, false, budget !== undefined);
     const format = pruneOutFormat(v, ck, dir);
-    const dtypes = dtypeOption(v, format);
+    const types = dtypeOption(v, format);
     const { plan, checkpoint } = await prune(ck, runtime, windows, { ...opts, ...compWithMode(mode as Mode, comp), budget });
     const dense = evalIds && (await perplexityOf(ck, runtime, evalIds, window));
     const pruned = evalIds && (await perplexityOf(checkpoint, runtime, evalIds, window));
-    const model = dir === undefined ? undefined : await writeModel(checkpoint, dir, { format, plan, dtypes });
+    const model = dir === undefined ? undefined : await writeModel(checkpoint, dir, { format, plan, ...types });
     if (v.json) {
       const result = {
         model: ck.source,
@@ -421,7 +425,9 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
 
   async compare(argv) {
-    const v = parse(argv, pruneArgs);
+    const v = parse(argv, { ...pruneArgs, ...reportArgs });
+    const reportTo = await reportDir(v);
+    const reportBase = reportTo === null ? '' : appUrl(v);
     const { ck, runtime, window, windows, evalIds, opts, comp: choice } = await pruneSetup(v, true);
     const { mode, comp } = compWithMode('prunecomp', choice);
     const run = await compareRun(ck, runtime, windows, {
@@ -430,8 +436,14 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       mode,
       comp,
       evaluation: { ids: evalIds!, window },
-      curves: !!v.json,
+      curves: !!v.json || reportTo !== null,
     });
+    if (reportTo !== null) {
+      const [calibPath, evalPath] = [required(v, 'calib'), required(v, 'eval')];
+      const setup = { ck, modelPath: required(v, 'model'), runtime: String(v.runtime ?? 'node'), metric: opts.metric, layers: opts.layers, fold: opts.fold ?? 'paper', comp: choice, alpha: opts.alpha ?? 0, barriers: opts.barriers ?? {}, seed: opts.seed ?? 0, window };
+      const written = await writeCompareReport(reportTo, { ...setup, calib: { path: calibPath, text: await readText(calibPath), windows: windows.length }, eval: { path: evalPath, text: await readText(evalPath) } }, run, reportBase);
+      if (!v.json) process.stderr.write(`report: ${written.length} files in ${reportTo} (${written.map((p) => p.slice(p.lastIndexOf('/') + 1)).join(', ')})\n`);
+    }
     const { dense, baseline: basePpl, compared: compPpl } = run.ppl!;
     const [base, compared] = [run.plans.baseline, run.plans.compared!];
     if (v.json) {

@@ -65,3 +65,26 @@ export function ropeTables(
   }
   return { cos, sin };
 }
+
+/**
+ * Reorder the rows of a q/k weight between RoPE layouts, per head of `headDim` rows:
+ * llama2.c and llama.cpp's `llama` architecture (GGUF) rotate pairs (2i, 2i+1), Hugging Face
+ * rotates halves (i, i + headDim/2). toHalves is HF's convert_llama_weights_to_hf.py permute():
+ *   w.view(heads, headDim/2, 2, cols).transpose(1, 2).reshape(heads*headDim, cols)
+ */
+export function permuteRope(w: Float32Array, heads: number, headDim: number, toHalves: boolean): Float32Array {
+  const cols = w.length / (heads * headDim);
+  const half = headDim / 2;
+  const out = new Float32Array(w.length);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let s = 0; s < 2; s++) {
+        const pairRow = h * headDim + 2 * i + s;
+        const halvesRow = h * headDim + s * half + i;
+        const [from, to] = toHalves ? [pairRow, halvesRow] : [halvesRow, pairRow];
+        out.set(w.subarray(from * cols, (from + 1) * cols), to * cols);
+      }
+    }
+  }
+  return out;
+}
