@@ -30,6 +30,7 @@ import { fetchToStore } from '../src/engine/store/download';
 import { getResult, putResult, resultKey } from '../src/engine/store/cache';
 import {
   exportBaseName,
+  exportExtension,
   MODE_LABEL,
   planLabel,
   type Backend,
@@ -37,6 +38,8 @@ import {
   type EvalResult,
   type GenerateResult,
   type GenerateSettings,
+  type GgufType,
+  type OnnxDtype,
   type Ops,
   type Progress,
   type Request,
@@ -56,6 +59,7 @@ import { Tracker } from './lib/progress';
 import { checkAbort, linkFlag } from './lib/cancel';
 import { checkEvalSettings, evalParts, evalStages, evaluateModels, loadItems, sourceLabel } from './lib/eval';
 import { exportArchive } from './lib/export';
+import { bundleBlobs } from './lib/bundle';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 const post = (m: Response, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
@@ -483,15 +487,26 @@ const handlers: { [K in keyof Ops]: Handler<K> } = {
     const run = req.model === 'dense' ? (last?.result ?? null) : requireRun(req.runKey);
     const ck = variantModel(req.model);
     const base = exportBaseName(m.summary.name, req.model, req.format, run, req.dtype);
-    const name = `${base}.zip`;
+    const name = `${base}${exportExtension(req.format)}`;
     const tracker = new Tracker([{ stage: 'export', label: `writing ${name}`, weight: 1 }], progressPoster(req.id));
     tracker.start('export');
-    const archive = await exportArchive(ck, req.format, req.dtype ? { dtypes: [req.dtype] } : {}, base, signal, (sent, total) =>
+    const options = !req.dtype ? {} : req.format === 'gguf' ? { ggufType: req.dtype as GgufType } : { dtypes: [req.dtype as OnnxDtype] };
+    const archive = await exportArchive(ck, req.format, options, base, signal, (sent, total) =>
       tracker.report(sent, total ?? sent * 2, { label: `writing ${name}: ${mb(sent)}${total ? ` of ${mb(total)}` : ''}` }),
     );
     post({ id: req.id, type: 'stream', stream: { name, bytes: archive.bytes, stream: archive.stream } }, [archive.stream]);
     const bytes = await archive.finished;
     return { name, bytes, millis: performance.now() - t0 };
+  },
+
+  async bundle(req, signal) {
+    const m = requireModel();
+    const run = req.model === 'dense' ? (last?.result ?? null) : requireRun(req.runKey);
+    const ck = variantModel(req.model);
+    const tracker = new Tracker([{ stage: 'bundle', label: 'making the transformers.js bundle', weight: 1 }], progressPoster(req.id));
+    tracker.start('bundle');
+    const b = await bundleBlobs(ck, req.dtype, signal, (done, total) => tracker.report(done, total, { label: `making the transformers.js bundle: ${mb(done)} of ${mb(total)}` }));
+    return { ...b, name: exportBaseName(m.summary.name, req.model, 'onnx', run, b.dtype) };
   },
 
   // The layer playground: a newer click cancels the older request (the page), so only the last state is measured.
@@ -634,7 +649,7 @@ async function generate(
   }
   const text = textNow();
   onToken({ text, tokens: ids.length, tokensPerSecond: rate(), weights });
-  return { model: s.model, text, ids, tokens: ids.length, tokensPerSecond: rate(), millis: performance.now() - t0, firstTokenMillis: first - t0, weights };
+  return { model: s.model, text, ids, promptIds: prompt, tokens: ids.length, tokensPerSecond: rate(), millis: performance.now() - t0, firstTokenMillis: first - t0, weights };
 }
 
 // ---- errors -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import type { TaskName } from '../engine/eval/tasks';
 import type { CompChoice, Fold, Metric, Mode } from '../engine/prune/options';
 import type { Plan } from '../engine/prune/plan';
 import type { ExportFormat } from '../engine/export';
+import type { GgufType } from '../engine/export/gguf';
 import type { OnnxDtype } from '../engine/export/onnx';
 import type { Execution } from '../engine/runtime/engine';
 import type { DecodeWeights, MemoryNeeds, Workload } from '../engine/model/cost';
@@ -20,8 +21,9 @@ import type { RunIdentity } from './run-identity';
 import type { SweepResult } from './sweep-data';
 import type { BudgetCurve } from './budget-data';
 import type { LabResult, LabRow } from './lab-data';
+import type { BundleFile } from './try-export';
 
-export type { Backend, DownloadProgress, ExportFormat, Fold, OnnxDtype, PlaygroundResult };
+export type { Backend, DownloadProgress, ExportFormat, Fold, GgufType, OnnxDtype, PlaygroundResult };
 /** Which model a generation runs: the dense model, the baseline-pruned one, or the one the chosen mode pruned. */
 export type Variant = 'dense' | 'baseline' | 'prunecomp';
 
@@ -152,15 +154,16 @@ export interface Ops {
    */
   lab: { req: LabRequest & { recompute?: boolean }; result: LabRunResult };
   /**
-   * one model as a .zip: a 'stream' event carries the archive (a transferred ReadableStream
-   * the page writes to disk); 'done' follows once the page has read all of it (or cancelled)
+   * one model as a .zip (a GGUF as its one .gguf file): a 'stream' event carries the bytes (a
+   * transferred ReadableStream the page writes to disk); 'done' follows once the page has read
+   * all of it (or cancelled)
    */
   export: {
     req: {
       model: Variant;
       format: ExportFormat;
-      /** the ONNX bundle's weights (default fp32): onnx/model.onnx or onnx/model_fp16.onnx */
-      dtype?: OnnxDtype;
+      /** the ONNX bundle's weights (default fp32): onnx/model.onnx or onnx/model_fp16.onnx; a GGUF's type (default: the weights' own) */
+      dtype?: ExportDtype;
       /** the run the pruned models come from */
       runKey?: string;
     };
@@ -174,6 +177,12 @@ export interface Ops {
     req: { removed: number[]; compensate: boolean; fold: Fold; backend: Backend; calib: TextSource; eval: TextSource };
     result: PlaygroundResult;
   };
+  /**
+   * one model's transformers.js bundle as Blobs, the export's files (workers/lib/bundle.ts), for
+   * "Try it in transformers.js": `dtype` fp32 by default, fp16 when the fp32 bundle is too large
+   * for the tab, refused with the sizes when that is too; progress events as it is made
+   */
+  bundle: { req: { model: Variant; dtype?: OnnxDtype; runKey?: string }; result: BundleResult };
 }
 export type Op = keyof Ops;
 
@@ -360,6 +369,8 @@ export interface GenerateResult {
   model: Variant;
   text: string;
   ids: number[];
+  /** the prompt as lopper's tokenizer encodes it (BOS first) */
+  promptIds: number[];
   tokens: number;
   /** after the first token (the first also pays for building the decoder and reading the prompt) */
   tokensPerSecond: number;
@@ -427,6 +438,18 @@ export interface LabRunResult extends StoredRunResult {
   alpha: number;
 }
 
+/** A model's transformers.js bundle, made for trying it in the tab. */
+export interface BundleResult {
+  files: BundleFile[];
+  /** the weights it holds (onnx/model.onnx or onnx/model_fp16.onnx) */
+  dtype: OnnxDtype;
+  bytes: number;
+  /** why the weights are not the ones asked for, or null */
+  note: string | null;
+  /** the name its .zip gets (without .zip) */
+  name: string;
+}
+
 export interface ExportResult {
   name: string;
   /** bytes the page read */
@@ -434,15 +457,22 @@ export interface ExportResult {
   millis: number;
 }
 
+/** An export's weight type: an ONNX bundle's (fp32, fp16) or a GGUF's (f32, f16, bf16, q8_0). */
+export type ExportDtype = OnnxDtype | GgufType;
+
 /**
  * A file and folder name for an export: model, which model (with the run's metric and
- * layers), format (and an ONNX bundle's fp16) — e.g. stories260K-prunecomp-bi-2-hf,
- * stories260K-dense-onnx-fp16.
+ * layers), format (and an ONNX bundle's fp16, a GGUF's type) — e.g. stories260K-prunecomp-bi-2-hf,
+ * stories260K-dense-onnx-fp16, stories260K-dense-gguf-q8_0.
  */
-export function exportBaseName(modelName: string, variant: Variant, format: ExportFormat, run: Pick<RunResult, 'settings'> | null, dtype?: OnnxDtype): string {
+export function exportBaseName(modelName: string, variant: Variant, format: ExportFormat, run: Pick<RunResult, 'settings'> | null, dtype?: ExportDtype): string {
   const which = variant === 'dense' || !run ? variant : `${variant === 'baseline' ? 'baseline' : run.settings.mode}-${run.settings.metric}-${run.settings.layers}`;
-  return `${modelName}-${which}-${format}${format === 'onnx' && dtype === 'fp16' ? '-fp16' : ''}`.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'model';
+  const type = (format === 'onnx' && dtype === 'fp16') || (format === 'gguf' && dtype) ? `-${dtype}` : '';
+  return `${modelName}-${which}-${format}${type}`.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'model';
 }
+
+/** The extension of an export's download: a GGUF is its one file, every other format a .zip of its folder. */
+export const exportExtension = (format: ExportFormat): '.gguf' | '.zip' => (format === 'gguf' ? '.gguf' : '.zip');
 
 /** A plan's compensation: 'none' in the uncompensated modes; plans stored before the choice existed folded the scalar. */
 export function planComp(p: Pick<Plan, 'fold'> & { comp?: Plan['comp'] }): Plan['comp'] {

@@ -22,6 +22,7 @@ import { TourStore } from './tour.svelte';
 import { SweepStore } from './sweep.svelte';
 import { BudgetStore } from './budget.svelte';
 import { LabStore } from './lab.svelte';
+import { TryExportStore } from './try-export.svelte';
 
 export class AppState {
   readonly client = new LopperClient();
@@ -41,6 +42,7 @@ export class AppState {
   readonly sweep = new SweepStore(this);
   readonly budget = new BudgetStore(this);
   readonly lab = new LabStore(this);
+  readonly tryExport = new TryExportStore(this);
   readonly tour = new TourStore();
 
   constructor() {
@@ -51,6 +53,7 @@ export class AppState {
       this.sweep.result = null;
       this.budget.result = null;
       this.lab.result = null;
+      this.tryExport.cancel();
       for (const job of [this.model.job, this.run.job, this.evaluation.job, this.exports.job, this.generation.job, this.sweep.job, this.budget.job, this.lab.job]) job.drop();
       this.banner.setError('internal', message, () => this.model.reload());
     };
@@ -58,7 +61,7 @@ export class AppState {
 
   /** Whether any stage has a request in flight (the controls that would start another are off). */
   get busy(): boolean {
-    return this.model.job.active || this.run.job.active || this.generation.job.active || this.evaluation.job.active || this.exports.job.active || this.sweep.job.active || this.budget.job.active || this.lab.job.active;
+    return this.model.job.active || this.run.job.active || this.generation.job.active || this.evaluation.job.active || this.exports.job.active || this.sweep.job.active || this.budget.job.active || this.lab.job.active || this.tryExport.active;
   }
 
   /** Device facts, the download source, and a model linked in the URL. */
