@@ -6,6 +6,7 @@
  */
 import { LopperError } from '../../src/engine/errors';
 import { exportFiles, zipChunks, zipSize, type ExportEntry, type ExportOptions } from '../../src/engine/export/index';
+import { chunksOf } from '../../src/engine/formats/chunks';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
 import type { ExportFormat } from '../../src/app/protocol';
 import { isCancelled } from './cancel';
@@ -22,9 +23,10 @@ export interface Archive {
 }
 
 /**
- * `ck` in `format` (with `options`: the ONNX bundle's dtypes) as a zip whose entries sit in
- * one folder (`folder/config.json`, …). The files' bytes are made as the page reads them (an
- * ONNX bundle's weights tensor by tensor).
+ * `ck` in `format` (with `options`: the ONNX bundle's dtypes, the GGUF type) as a zip whose
+ * entries sit in one folder (`folder/config.json`, …); a GGUF, which is one file, as that file's
+ * bytes alone. The bytes are made as the page reads them (an ONNX bundle's weights tensor by
+ * tensor, a GGUF's rows block by block).
  * `onBytes` reports bytes handed to the page so far. The signal (the request's cancel)
  * ends the stream with LopperError('cancelled').
  */
@@ -39,13 +41,20 @@ export async function exportArchive(
   const files = await exportFiles(ck, format, options);
   const entries: ExportEntry[] = files.map((f) => ({ ...f, name: `${folder}/${f.name}` }));
   let bytes: number | null = null;
-  try {
-    bytes = zipSize(entries);
-  } catch {
-    bytes = null; // a file's size is not known before it is written
+  let source: AsyncGenerator<Uint8Array>;
+  if (format === 'gguf') {
+    bytes = files[0].size ?? null;
+    source = chunksOf(files[0].chunks);
+  } else {
+    try {
+      bytes = zipSize(entries);
+    } catch {
+      bytes = null; // a file's size is not known before it is written
+    }
+    source = zipChunks(entries);
   }
 
-  const chunks = pieces(zipChunks(entries));
+  const chunks = pieces(source);
   let sent = 0;
   let settle!: { resolve: (n: number) => void; reject: (e: unknown) => void };
   const finished = new Promise<number>((resolve, reject) => (settle = { resolve, reject }));

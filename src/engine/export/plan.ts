@@ -57,8 +57,8 @@ export function pruneLayersNote(p: Plan): string {
   return (
     `llama-quantize --prune-layers ${line} removes these layers (original indices) from the dense model's GGUF, ` +
     `but not the compensation: Prune&Comp folded its scales into the remaining weights, so that gives only the ` +
-    `uncompensated baseline. For this model, convert the exported pruned folder to GGUF (llama.cpp's ` +
-    `convert_hf_to_gguf.py) and run llama-quantize on it without --prune-layers.`
+    `uncompensated baseline. For this model, export it as GGUF (lopper export --format gguf, or the app's GGUF ` +
+    `download) and run llama-quantize on that file without --prune-layers.`
   );
 }
 

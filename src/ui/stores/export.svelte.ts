@@ -1,8 +1,8 @@
 /**
  * The export stage: one model (dense, baseline or the compared mode) in one format as a
- * .zip written to disk (save-file.ts), and the plan as JSON.
+ * .zip (a GGUF as its .gguf file) written to disk (save-file.ts), and the plan as JSON.
  */
-import { exportBaseName, MODE_LABEL, planLabel, type ExportFormat, type ExportResult, type OnnxDtype, type Variant } from '../../app/protocol';
+import { exportBaseName, exportExtension, MODE_LABEL, planLabel, type ExportDtype, type ExportFormat, type ExportResult, type Variant } from '../../app/protocol';
 import { WorkerError } from '../client';
 import { bytes } from '../format';
 import { isCancel } from '../errors';
@@ -12,7 +12,7 @@ import { Job } from './job.svelte';
 
 export class ExportStore {
   /** the export in flight: which model in which format */
-  readonly job: Job<{ variant: Variant; format: ExportFormat; dtype?: OnnxDtype }>;
+  readonly job: Job<{ variant: Variant; format: ExportFormat; dtype?: ExportDtype }>;
   private cancelled = false;
 
   constructor(private readonly app: AppState) {
@@ -20,22 +20,22 @@ export class ExportStore {
   }
 
   /** The file name an export gets. */
-  name(variant: Variant, format: ExportFormat, dtype?: OnnxDtype): string {
-    return `${exportBaseName(this.app.model.summary?.name ?? 'model', variant, format, this.app.run.result, dtype)}.zip`;
+  name(variant: Variant, format: ExportFormat, dtype?: ExportDtype): string {
+    return `${exportBaseName(this.app.model.summary?.name ?? 'model', variant, format, this.app.run.result, dtype)}${exportExtension(format)}`;
   }
 
   /**
-   * One model in one format as a .zip. Where the browser lets the page write files (File
+   * One model in one format as a .zip (a GGUF: the .gguf file). Where the browser lets the page write files (File
    * System Access API), the person picks the file first and the archive streams to it as
    * the worker writes it, never whole in memory; elsewhere it is gathered into a Blob and
    * downloaded.
    */
-  async exportModel(variant: Variant, format: ExportFormat, dtype?: OnnxDtype): Promise<void> {
+  async exportModel(variant: Variant, format: ExportFormat, dtype?: ExportDtype): Promise<void> {
     const { app } = this;
     if (!app.model.summary || this.job.active) return;
     app.banner.clear();
     const name = this.name(variant, format, dtype);
-    const file = await chooseFile(name, 'ZIP archive', '.zip', 'application/zip');
+    const file = format === 'gguf' ? await chooseFile(name, 'GGUF model', '.gguf', 'application/octet-stream') : await chooseFile(name, 'ZIP archive', '.zip', 'application/zip');
     if (file === undefined) return; // the person closed the picker
     const result = app.run.result;
     let saving: Promise<void> = Promise.resolve();
