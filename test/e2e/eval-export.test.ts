@@ -11,9 +11,13 @@
  *   loader with 3 layers and the tensors `lopper prune --format hf` writes for the same
  *   settings; the transformers.js ONNX zip holds a graph with one KV pair per remaining layer;
  *   with the File System Access API (its picker answered with a file of the origin's private
- *   file system) the llama2.c zip streams into the chosen file.
+ *   file system) the llama2.c zip streams into the chosen file;
+ * - the Prune&Comp model downloaded as GGUF (F16 and Q8_0, the .gguf file itself): node-llama-cpp
+ *   (a prebuilt llama.cpp) loads it, reads 3 blocks, and greedy-generates what the engine
+ *   generates with the CLI's pruned model (F16: 16 tokens; Q8_0, whose products llama.cpp also
+ *   rounds to 8 bits: the first 4).
  *
- * Screenshots: test-results/e2e/eval-export/01-evaluation.png, 02-export.png.
+ * Screenshots: test-results/e2e/eval-export/01-evaluation.png, 02-export.png, 03-gguf.png.
  * The steps share one browser and depend on each other, in order.
  */
 import { execFileSync } from 'node:child_process';
@@ -26,6 +30,8 @@ import { loadHfFolder } from '../../src/engine/formats/hf';
 import { loadLlama2cFile } from '../../src/engine/formats/llama2c-node';
 import { DirSource } from '../../src/engine/formats/node-source';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
+import { Engine } from '../../src/engine/runtime/engine';
+import { nodeRuntime } from '../../src/engine/runtime/node';
 import { lopper } from '../helpers/cli';
 import {
   accuracyTable,
@@ -236,6 +242,45 @@ describe.sequential('evaluation and export', () => {
     expect(ck.config.numLayers).toBe(3);
     for (const [tensorName, t] of cliPruned.tensors) expect(maxRelErr(ck.tensors.get(tensorName)!.data as Float32Array, t.data as Float32Array), tensorName).toBeLessThan(TENSOR_TOLERANCE);
     await browser.shot('export');
+  });
+
+  it('downloads the Prune&Comp model as GGUF (F16, Q8_0) that llama.cpp loads and generates the pruned model\'s greedy ids with', async () => {
+    const p = page();
+    await p.evaluate(() => delete (window as unknown as { showSaveFilePicker?: unknown }).showSaveFilePicker); // the step before answered the picker: download again
+    const prompt = [1, 403, 407, 261, 378]; // "Once upon a time" with tok512
+    const engine = new Engine(cliPruned, nodeRuntime(1));
+    const expected: number[] = [];
+    for await (const id of engine.generate(prompt, { maxTokens: 16, stopAtEos: false })) expected.push(id);
+    await engine.dispose();
+    const { getLlama, LlamaLogLevel, readGgufFileInfo } = await import('node-llama-cpp');
+    const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+    try {
+      for (const [type, n] of [['f16', 16], ['q8_0', 4]] as const) {
+        const [download] = await Promise.all([p.waitForEvent('download', { timeout: 60_000 }), p.getByTestId(`export-prunecomp-gguf-${type}`).click()]);
+        expect(download.suggestedFilename()).toBe(`stories260K-prunecomp-bi-2-gguf-${type}.gguf`);
+        const file = path.join(work, download.suggestedFilename());
+        await download.saveAs(file);
+        await p.getByTestId('export-progress').waitFor({ state: 'detached', timeout: 60_000 });
+        const info = await readGgufFileInfo(file);
+        expect((info.metadata as unknown as { llama: { block_count: number } }).llama.block_count).toBe(3);
+        const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+        const ctx = await model.createContext({ contextSize: 64, threads: 1 });
+        const ids: number[] = [];
+        for await (const t of ctx.getSequence().evaluate(prompt as never[], { temperature: 0, yieldEogToken: true })) {
+          ids.push(t as unknown as number);
+          if (ids.length >= n) break;
+        }
+        await ctx.dispose();
+        await model.dispose();
+        console.log(`[e2e] llama.cpp on the app's ${type} GGUF: ${ids.join(',')} (engine on the CLI's pruned model: ${expected.slice(0, n).join(',')})`);
+        expect(ids).toEqual(expected.slice(0, n));
+      }
+    } finally {
+      await llama.dispose();
+    }
+    await p.getByTestId('export-table').scrollIntoViewIfNeeded();
+    await browser.shot('gguf');
+    expect(await errorText(p)).toBeNull();
   });
 
   it('threw no uncaught exception in the page or its workers along the way', () => {
