@@ -94,13 +94,13 @@ export async function writeExportFolder(dir: string, entries: ExportEntry[]): Pr
   }
 }
 
-/** Write `entries` as a stored .zip at `file` (which must not exist), streamed, all or nothing. */
-export async function writeExportZip(file: string, entries: ExportEntry[]): Promise<void> {
+/** Write `chunks` as the file `file` (which must not exist), streamed, all or nothing. */
+async function writeStreamed(file: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
   const target = resolve(file);
   const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${Date.now()}`);
   const fh = await open(tmp, 'wx');
   try {
-    for await (const chunk of zipChunks(entries)) {
+    for await (const chunk of chunks) {
       let at = 0;
       while (at < chunk.length) at += (await fh.write(chunk, at, chunk.length - at)).bytesWritten;
     }
@@ -113,24 +113,11 @@ export async function writeExportZip(file: string, entries: ExportEntry[]): Prom
   }
 }
 
-/** Write the one file of `entry` at `file` (which must not exist), streamed, all or nothing. */
-export async function writeExportFile(file: string, entry: ExportEntry): Promise<void> {
-  const target = resolve(file);
-  const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${Date.now()}`);
-  const fh = await open(tmp, 'wx');
-  try {
-    for await (const chunk of chunksOf(entry.chunks)) {
-      let at = 0;
-      while (at < chunk.length) at += (await fh.write(chunk, at, chunk.length - at)).bytesWritten;
-    }
-    await fh.close();
-    await rename(tmp, target);
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
+/** Write `entries` as a stored .zip at `file` (which must not exist), streamed, all or nothing. */
+export const writeExportZip = (file: string, entries: ExportEntry[]): Promise<void> => writeStreamed(file, zipChunks(entries));
+
+/** Write the one file of `entry` (a GGUF) at `file` (which must not exist), streamed, all or nothing. */
+export const writeExportFile = (file: string, entry: ExportEntry): Promise<void> => writeStreamed(file, chunksOf(entry.chunks));
 
 /** The path to pass as --model for a model written to `dir` in `format` (for GGUF: the file, for llama.cpp). */
 export function modelPathIn(dir: string, format: ExportFormat, entries: ExportEntry[] = []): string {

@@ -17,7 +17,8 @@
  *   generates with the CLI's pruned model (F16: 16 tokens; Q8_0, whose products llama.cpp also
  *   rounds to 8 bits: the first 4).
  *
- * Screenshots: test-results/e2e/eval-export/01-evaluation.png, 02-export.png, 03-gguf.png.
+ * Screenshots: test-results/e2e/eval-export/01-evaluation.png, 02-export.png, 03-gguf.png, and the
+ * export panel with its GGUF columns alone: 04-export-panel.png.
  * The steps share one browser and depend on each other, in order.
  */
 import { execFileSync } from 'node:child_process';
@@ -47,7 +48,7 @@ import {
   type EvalSetup,
   STORIES_RUN,
 } from './app';
-import { openBrowser, type Browser } from './browser';
+import { openBrowser, screenshotsDir, type Browser } from './browser';
 import { sharedDir } from './cli';
 
 const MODEL = path.join(sharedDir, 'models/stories260K/stories260K.bin');
@@ -278,8 +279,8 @@ describe.sequential('evaluation and export', () => {
     } finally {
       await llama.dispose();
     }
-    await p.getByTestId('export-table').scrollIntoViewIfNeeded();
     await browser.shot('gguf');
+    await p.getByTestId('export').screenshot({ path: path.join(screenshotsDir, 'eval-export', '04-export-panel.png') });
     expect(await errorText(p)).toBeNull();
   });
 

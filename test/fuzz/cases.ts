@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { LopperError, MAX_MESSAGE } from '../../src/engine/errors';
+import { ggufVocab } from '../../src/engine/export/gguf-vocab';
 import { loadHfFolder, SAFETENSORS, SAFETENSORS_INDEX, CONFIG_JSON, writeHfFolder } from '../../src/engine/formats/hf';
 import { loadLlama2c } from '../../src/engine/formats/llama2c';
 import { containedPath, rangeOf, type FileSource } from '../../src/engine/formats/source';
@@ -456,6 +457,7 @@ function exercise(ck: Checkpoint, text: string, buildGraph: boolean): string | u
   if (bad !== undefined) return `the tokenizer makes id ${bad}, outside the model's vocabulary of ${V}`;
   ck.tokenizer.decode([ck.config.bosTokenId, ...ids]);
   if (ck.tokenizer instanceof Llama2cTokenizer) toHfTokenizerFiles(ck.tokenizer);
+  ggufVocab(ck); // the tokenizer as GGUF metadata: converted, or refused with a LopperError
   if (buildGraph) buildLlamaGraph(ck, { kind: 'window', nll: true }, 'ops');
   return undefined;
 }
