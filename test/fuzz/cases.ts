@@ -5,7 +5,8 @@
  *
  * A case holds when the loader either rejects the file with a LopperError whose message names
  * the mutated file (one line, bounded), or accepts it and the model then works (its tokenizer
- * encodes a sample text to ids inside the vocabulary, decodes them, and the ONNX graph builds).
+ * encodes a sample text to ids inside the vocabulary, decodes them, converts to GGUF metadata
+ * or is refused by that conversion with a LopperError, and the ONNX graph builds).
  * It fails when anything else is thrown (an escape: a stack trace in the CLI), a file outside
  * the model is read, or a mutation known to make the file inconsistent is accepted.
  */
