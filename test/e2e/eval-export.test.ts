@@ -211,8 +211,10 @@ describe.sequential('evaluation and export', () => {
     expect(session.outputNames).toContain('present.2.value');
     await session.release();
 
-    // The plan's llama.cpp line names the removed layers (original indices, ascending).
-    expect(await p.getByTestId('quantize-prunecomp-line').innerText()).toContain(`--prune-layers ${[...cliRemoved].sort((a, b) => a - b).join(',')}`);
+    // The compensated model's llama.cpp line quantizes its own GGUF download (--prune-layers on the dense GGUF would drop the compensation); the note names the removed layers.
+    expect(await p.getByTestId('quantize-prunecomp-line').innerText()).toMatch(/^llama-quantize stories260K-prunecomp-bi-2-gguf-f16\.gguf \S+ Q4_K_M$/);
+    expect(await p.getByTestId('quantize-prunecomp').innerText()).toContain(`--prune-layers ${[...cliRemoved].sort((a, b) => a - b).join(',')}`);
+    expect(await p.getByTestId('quantize-baseline-line').innerText()).toMatch(/^llama-quantize --prune-layers \d+,\d+ /);
     expect(await errorText(p)).toBeNull();
   });
 

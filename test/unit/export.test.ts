@@ -293,7 +293,7 @@ describe('plan files', () => {
     expect(doc).toMatchObject({ metric: 'bi', mode: 'prunecomp', removed: [3, 1], scales: [1.1, 1.1], layersBefore: 5, layersAfter: 3 });
     expect(doc.llamaCpp.pruneLayers).toBe('1,3');
     expect(doc.llamaCpp.compensated).toBe(true);
-    expect(doc.llamaCpp.note).toMatch(/--prune-layers 1,3 .*uncompensated baseline.*convert_hf_to_gguf\.py/);
+    expect(doc.llamaCpp.note).toMatch(/--prune-layers 1,3 .*uncompensated baseline.*export it as GGUF.*without --prune-layers/);
   });
 
   test('without compensation the line reproduces the pruned model, and the note says so', () => {
@@ -353,12 +353,12 @@ describe('lopper export', () => {
     writeFileSync(join(full, 'keep.txt'), 'x');
     writeFileSync(join(root, 'exists.zip'), 'x');
     const cases: [string, string[], RegExp][] = [
-      ['bad --format', ['--model', STORIES, '--format', 'gguf'], /--format must be one of hf, llama2c, onnx \(got "gguf"\)/],
+      ['bad --format', ['--model', STORIES, '--format', 'safetensors'], /--format must be one of hf, llama2c, onnx, gguf \(got "safetensors"\)/],
       ['no --format', ['--model', STORIES], /--format is required/],
       ['llama2.c refuses biases', ['--model', biased, '--format', 'llama2c'], /biased-hf: llama2\.c cannot express this model: attention biases; MLP biases/],
       ['--max-shard-size for llama2.c', ['--model', STORIES, '--format', 'llama2c', '--max-shard-size', '1GB'], /--max-shard-size applies to --format hf only/],
       ['a bad --max-shard-size', ['--model', STORIES, '--format', 'hf', '--max-shard-size', 'lots'], /--max-shard-size must be a size such as 5GB/],
-      ['--dtype for an HF folder', ['--model', STORIES, '--format', 'hf', '--dtype', 'fp16'], /--dtype applies to --format onnx only/],
+      ['--dtype for an HF folder', ['--model', STORIES, '--format', 'hf', '--dtype', 'fp16'], /--dtype applies to --format onnx and gguf only/],
       ['a bad --dtype', ['--model', STORIES, '--format', 'onnx', '--dtype', 'int4'], /--dtype takes fp32, fp16 or both \(got "int4"\)/],
       ['no such model', ['--model', join(root, 'nope.bin'), '--format', 'hf'], /nope\.bin: no such file/],
     ];
