@@ -1,5 +1,5 @@
 /**
- * `lopper compare … --report DIR`: the run's results report (src/ui/report/report.ts, the
+ * `lopper compare … --report DIR`: the run's results report (src/app/report/report.ts, the
  * same files the app's "Download report" zips) written into DIR — report.md, the tables as
  * CSV, the figures as SVG. DIR is created when missing; files of the same names in it are
  * replaced, nothing else is touched. The settings' link points at the app (`--app-url`,
@@ -16,7 +16,7 @@ import { catalogEntry } from '../engine/store/catalog';
 import type { CompareRunOutput } from '../app/run';
 import { runIdentity } from '../app/run-identity';
 import type { TextSource } from '../app/protocol';
-import { reportFiles, runLink, type ReportRun } from '../ui/report/report';
+import { reportFiles, runLink, type ReportRun } from '../app/report/report';
 import { TEXTS } from '../ui/texts';
 
 /** The options --report adds to compare. */

@@ -14,9 +14,9 @@ import AccuracyBars from '../../src/ui/charts/AccuracyBars.svelte';
 import CurveChart from '../../src/ui/charts/CurveChart.svelte';
 import { standaloneSvg, svgSize, svgToPng } from '../../src/ui/charts/download';
 import MagnitudeChart from '../../src/ui/charts/MagnitudeChart.svelte';
-import { MODE_STYLE, MODEL_COLORS, OKABE_ITO } from '../../src/ui/charts/palette';
+import { MODE_STYLE, MODEL_COLORS, OKABE_ITO } from '../../src/app/charts/palette';
 import PerplexityBars from '../../src/ui/charts/PerplexityBars.svelte';
-import { valueScale } from '../../src/ui/charts/scale';
+import { valueScale } from '../../src/app/charts/scale';
 import ScoreBars from '../../src/ui/charts/ScoreBars.svelte';
 
 let mounted: ReturnType<typeof mount> | null = null;

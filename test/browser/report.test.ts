@@ -12,8 +12,8 @@ import { describe, expect, test } from 'vitest';
 import type { RunResult } from '../../src/app/protocol';
 import { runIdentity, sameRun } from '../../src/app/run-identity';
 import example from '../../src/ui/example/stories260K.json';
-import { num } from '../../src/ui/format';
-import { reportFiles, runLink, type ReportSettings } from '../../src/ui/report/report';
+import { num } from '../../src/app/format';
+import { reportFiles, runLink, type ReportSettings } from '../../src/app/report/report';
 import { Settings } from '../../src/ui/stores/settings.svelte';
 
 const run = example as unknown as RunResult;

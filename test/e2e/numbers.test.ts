@@ -13,7 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { foldScalePaper, removeLayers } from '../../src/engine/prune/surgery';
 import { ReferenceModel, referencePerplexity } from '../../src/engine/reference/forward';
-import { ppl as formatPpl } from '../../src/ui/format';
+import { ppl as formatPpl } from '../../src/app/format';
 import { brokenCheckpoint, brokenHfFolder, TARGET } from '../helpers/broken-checkpoint';
 import { errorText, perplexities, removedLayers, runButton, setUpRun, waitForResults, waitForTestId, type RunSetup } from './app';
 import { openBrowser, screenshotsDir, type Browser } from './browser';

@@ -1,9 +1,9 @@
 /**
- * The charts' value axis (src/ui/charts/scale.ts): linear while the values are within 100×
+ * The charts' value axis (src/app/charts/scale.ts): linear while the values are within 100×
  * of each other, log beyond; a larger value never gets a shorter bar.
  */
 import { describe, expect, test } from 'vitest';
-import { LOG_RATIO, valueScale } from '../../src/ui/charts/scale';
+import { LOG_RATIO, valueScale } from '../../src/app/charts/scale';
 import { mulberry32 } from '../../src/engine/runtime/sampler';
 
 /**

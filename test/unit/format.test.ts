@@ -1,9 +1,9 @@
 /**
- * The app's number formats (src/ui/format.ts): one compact form with significant digits,
+ * The app's number formats (src/app/format.ts): one compact form with significant digits,
  * whatever the size — a perplexity of 7.28e47 is not a 48-digit integer.
  */
 import { describe, expect, test } from 'vitest';
-import { num, ppl } from '../../src/ui/format';
+import { num, ppl } from '../../src/app/format';
 
 describe('num: one compact form, 3 significant digits by default', () => {
   test.each([

@@ -21,8 +21,8 @@ import { loadLlama2cFile } from '../../src/engine/formats/llama2c-node';
 import type { Checkpoint } from '../../src/engine/model/checkpoint';
 import { Engine } from '../../src/engine/runtime/engine';
 import { nodeRuntime } from '../../src/engine/runtime/node';
-import { catalogIdOfKey, reportFiles, runLink, sig6, type ReportEvaluation, type ReportFile, type ReportRun } from '../../src/ui/report/report';
-import { perplexitySvg, xmlEscape } from '../../src/ui/report/svg';
+import { catalogIdOfKey, reportFiles, runLink, sig6, type ReportEvaluation, type ReportFile, type ReportRun } from '../../src/app/report/report';
+import { perplexitySvg, xmlEscape } from '../../src/app/report/svg';
 import { csvRecords, mdTable, svgProblems } from '../helpers/report-parse';
 import { DATA, MODELS } from '../helpers/paths';
 

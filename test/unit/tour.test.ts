@@ -7,7 +7,7 @@
 import katex from 'katex';
 import { describe, expect, it } from 'vitest';
 import { EXAMPLE } from '../../src/ui/example';
-import { num } from '../../src/ui/format';
+import { num } from '../../src/app/format';
 import { largestRescore, tourHash, tourStepFromHash, TOUR_STEPS, type TourContext } from '../../src/ui/tour/steps';
 
 const model = { name: 'stories260K', numLayers: 5, hiddenSize: 64 };

@@ -4,7 +4,7 @@
  */
 import { exportBaseName, exportExtension, MODE_LABEL, planLabel, type ExportDtype, type ExportFormat, type ExportResult, type Variant } from '../../app/protocol';
 import { WorkerError } from '../client';
-import { bytes } from '../format';
+import { bytes } from '../../app/format';
 import { isCancel } from '../errors';
 import { chooseFile, saveStream, saveText } from '../save-file';
 import type { AppState } from './app.svelte';

@@ -10,7 +10,7 @@
  */
 import type { PlaygroundRemoval } from '../../app/playground';
 import type { RunResult } from '../../app/protocol';
-import { num } from '../format';
+import { num } from '../../app/format';
 import { MODE_LABEL } from '../../app/protocol';
 
 export interface TourContext {

@@ -6,8 +6,8 @@
  * the chart on the page does; styles are inline attributes and one <style> block, so the file
  * needs nothing else. Every text is XML-escaped.
  */
-import type { LabResult, LabRow } from '../../app/lab-data';
-import type { CurvePoint } from '../../app/protocol';
+import type { LabResult, LabRow } from '../lab-data';
+import type { CurvePoint } from '../protocol';
 import { num } from '../format';
 import { COMP_COLOR, markerPath, METRIC_STYLE, OKABE_ITO, type Marker } from '../charts/palette';
 import { valueScale } from '../charts/scale';

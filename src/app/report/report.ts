@@ -12,10 +12,10 @@
  */
 import { averageAccuracy, retainedPerformance, type TaskResult } from '../../engine/eval/accuracy';
 import { TASK_SPECS, type TaskName } from '../../engine/eval/tasks';
-import { isBest, labCsv, type LabResult } from '../../app/lab-data';
-import { MODE_LABEL, planLabel, type CurvePoint, type PerplexityInfo } from '../../app/protocol';
-import type { RunIdentity } from '../../app/run-identity';
-import { textLabel } from '../../app/run-identity';
+import { isBest, labCsv, type LabResult } from '../lab-data';
+import { MODE_LABEL, planLabel, type CurvePoint, type PerplexityInfo } from '../protocol';
+import type { RunIdentity } from '../run-identity';
+import { textLabel } from '../run-identity';
 import type { Plan } from '../../engine/prune/plan';
 import { MODEL_COLORS } from '../charts/palette';
 import { accuracySvg, labSvg, magnitudeSvg, perplexitySvg } from './svg';
