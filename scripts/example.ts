@@ -4,7 +4,7 @@
  *
  * A real run: the catalog's stories260K from ../shared/models (its bytes are the catalog's),
  * the app's default settings (src/ui/stores/settings.svelte.ts DEFAULTS, the default texts of
- * src/ui/texts.ts from ../shared/data), through the code the app's worker runs (compareRun,
+ * src/app/texts.ts from ../shared/data), through the code the app's worker runs (compareRun,
  * runResult) on onnxruntime-web's WASM build — the app's WASM backend, which the example's
  * settings name. test/unit/example.test.ts computes it again and fails when the shipped copy
  * is stale.
@@ -20,7 +20,7 @@ import { webWasmRuntime } from '../src/engine/runtime/web-node';
 import { catalogEntry } from '../src/engine/store/catalog';
 import { resultKey } from '../src/engine/store/cache';
 import { DEFAULTS } from '../src/ui/stores/settings.svelte';
-import { DEFAULT_CALIB, DEFAULT_EVAL, textById } from '../src/ui/texts';
+import { DEFAULT_CALIB, DEFAULT_EVAL, textById } from '../src/app/texts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** ../shared beside the repository */

@@ -96,7 +96,7 @@ export interface EvalSettings {
   /** items per task: the first `limit` of each */
   limit: number;
   data: TaskData;
-  /** the data mirror's base URL (`{origin}/data` by default; see src/ui/texts.ts) */
+  /** the data mirror's base URL (`{origin}/data` by default; see src/app/texts.ts) */
   dataBase: string;
   backend: Backend;
 }

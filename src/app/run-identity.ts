@@ -65,3 +65,45 @@ export function hash64(text: string): string {
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
   return (h2 >>> 0).toString(16).padStart(8, '0') + (h1 >>> 0).toString(16).padStart(8, '0');
 }
+
+/** What a link to the app carries of a run: its settings, the model to open, and the page-only memory override. */
+export type LinkSettings = Omit<RunIdentity, 'backend'> & {
+  /** catalog id or URL the app opens (absent: a local model, which a link cannot name) */
+  model?: string;
+  /** tokenizer URL of a llama2.c model given by URL */
+  tokenizer?: string;
+  /** absent: the app picks the backend */
+  backend?: string;
+  /** GiB the device check plans for (?memory=) */
+  memoryGiB?: number;
+};
+
+/**
+ * The app's URL parameters for `s`: one order, and the defaults left out as they are left out
+ * of the run's identity (comp scalar, α 0, a seed only for the random metric). The page's
+ * settings store writes its URL with them; a results report links back with them.
+ */
+export function runParams(s: LinkSettings): Record<string, string> {
+  const p: Record<string, string> = {};
+  if (s.model) p.model = s.model;
+  if (s.model && s.tokenizer) p.tokenizer = s.tokenizer;
+  if (s.backend) p.backend = s.backend;
+  Object.assign(p, {
+    metric: s.metric,
+    layers: String(s.layers),
+    mode: s.mode,
+    fold: s.fold,
+    windows: String(s.windows),
+    window: String(s.window),
+    calib: s.calib,
+    eval: s.eval,
+  });
+  if (s.skipFirst !== undefined) p.skipFirst = String(s.skipFirst);
+  if (s.skipLast !== undefined) p.skipLast = String(s.skipLast);
+  if (s.metric === 'random') p.seed = String(s.seed ?? 0);
+  const comp = identityComp(s);
+  if (comp !== 'scalar') p.comp = comp;
+  if ((comp === 'linear' || comp === 'diag') && s.alpha !== undefined && s.alpha !== 0) p.alpha = String(s.alpha);
+  if (s.memoryGiB !== undefined) p.memory = String(s.memoryGiB);
+  return p;
+}

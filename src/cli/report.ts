@@ -17,7 +17,7 @@ import type { CompareRunOutput } from '../app/run';
 import { runIdentity } from '../app/run-identity';
 import type { TextSource } from '../app/protocol';
 import { reportFiles, runLink, type ReportRun } from '../app/report/report';
-import { TEXTS } from '../ui/texts';
+import { TEXTS } from '../app/texts';
 
 /** The options --report adds to compare. */
 export const reportArgs = { report: { type: 'string' }, 'app-url': { type: 'string' } } as const;

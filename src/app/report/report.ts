@@ -14,8 +14,7 @@ import { averageAccuracy, retainedPerformance, type TaskResult } from '../../eng
 import { TASK_SPECS, type TaskName } from '../../engine/eval/tasks';
 import { isBest, labCsv, type LabResult } from '../lab-data';
 import { MODE_LABEL, planLabel, type CurvePoint, type PerplexityInfo } from '../protocol';
-import type { RunIdentity } from '../run-identity';
-import { textLabel } from '../run-identity';
+import { runParams, textLabel, type RunIdentity } from '../run-identity';
 import type { Plan } from '../../engine/prune/plan';
 import { MODEL_COLORS } from '../charts/palette';
 import { accuracySvg, labSvg, magnitudeSvg, perplexitySvg } from './svg';
@@ -77,24 +76,16 @@ export interface ReportFile {
  * a backend other than the app's (the CLI's onnxruntime-node) is left to the app's choice.
  */
 export function runLink(base: string, model: { model: string; tokenizer?: string } | null, s: ReportSettings): string {
-  const p = new URLSearchParams();
-  if (model?.model) p.set('model', model.model);
-  if (model?.model && model.tokenizer) p.set('tokenizer', model.tokenizer);
-  if (s.backend === 'wasm' || s.backend === 'webgpu') p.set('backend', s.backend);
-  p.set('metric', s.metric);
-  p.set('layers', String(s.layers));
-  p.set('mode', s.mode);
-  p.set('fold', s.fold);
-  p.set('windows', String(s.windows));
-  p.set('window', String(s.window));
-  p.set('calib', s.calib.startsWith('custom:') ? 'custom' : s.calib);
-  p.set('eval', s.eval.startsWith('custom:') ? 'custom' : s.eval);
-  if (s.skipFirst !== undefined) p.set('skipFirst', String(s.skipFirst));
-  if (s.skipLast !== undefined) p.set('skipLast', String(s.skipLast));
-  if (s.metric === 'random') p.set('seed', String(s.seed ?? 0));
-  if (s.comp !== undefined && s.comp !== 'scalar') p.set('comp', s.comp);
-  if ((s.comp === 'linear' || s.comp === 'diag') && s.alpha !== undefined && s.alpha !== 0) p.set('alpha', String(s.alpha));
-  return `${base}?${p.toString()}`;
+  const custom = (id: string) => (id.startsWith('custom:') ? 'custom' : id);
+  const params = runParams({
+    ...s,
+    model: model?.model,
+    tokenizer: model?.tokenizer,
+    backend: s.backend === 'wasm' || s.backend === 'webgpu' ? s.backend : undefined,
+    calib: custom(s.calib),
+    eval: custom(s.eval),
+  });
+  return `${base}?${new URLSearchParams(params).toString()}`;
 }
 
 /** The catalog id of a model key (`catalog:<id>@<revision>`, the worker's), else null. */

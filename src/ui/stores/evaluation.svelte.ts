@@ -5,7 +5,7 @@
  */
 import { isTask, TASK_SPECS, TASKS, type TaskName } from '../../engine/eval/tasks';
 import type { EvalResult, EvalSettings, TaskData } from '../../app/protocol';
-import { dataBase } from '../texts';
+import { dataBase } from '../../app/texts';
 import type { AppState } from './app.svelte';
 import { Job } from './job.svelte';
 import { writeUrlParams } from '../url';

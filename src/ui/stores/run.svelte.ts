@@ -6,7 +6,7 @@
 import { estimateRunSeconds } from '../../app/estimate';
 import type { RunResult } from '../../app/protocol';
 import { runIdentity, sameRun } from '../../app/run-identity';
-import { textById } from '../texts';
+import { textById } from '../../app/texts';
 import type { AppState } from './app.svelte';
 import { Job } from './job.svelte';
 

@@ -10,7 +10,8 @@
  */
 import { COMP_CHOICES, isMetric, METRICS, MODES, type CompChoice, type Metric, type Mode } from '../../engine/prune/options';
 import type { Backend, Fold, RunSettings, TextSource } from '../../app/protocol';
-import { DEFAULT_CALIB, DEFAULT_EVAL, textById, textUrl } from '../texts';
+import { DEFAULT_CALIB, DEFAULT_EVAL, textById, textUrl } from '../../app/texts';
+import { runParams } from '../../app/run-identity';
 import { writeUrlParams } from '../url';
 
 export { COMP_CHOICES, METRICS, MODES };
@@ -157,28 +158,25 @@ export class Settings {
 
   /** The settings as URL parameters (defaults included, so a link pins the setup). */
   params(): Record<string, string> {
-    const p: Record<string, string> = {};
-    if (this.model) p.model = this.model;
-    if (this.model && this.tokenizer) p.tokenizer = this.tokenizer;
-    if (this.backend) p.backend = this.backend;
-    Object.assign(p, {
+    return runParams({
+      model: this.model,
+      tokenizer: this.tokenizer,
+      backend: this.backend ?? undefined,
       metric: this.metric,
-      layers: String(this.layers),
+      layers: this.layers,
       mode: this.mode,
       fold: this.fold,
-      windows: String(this.windows),
-      window: String(this.window),
+      windows: this.windows,
+      window: this.window,
       calib: this.calib,
       eval: this.eval,
+      skipFirst: opt(this.skipFirst),
+      skipLast: opt(this.skipLast),
+      seed: this.seed,
+      comp: this.comp,
+      alpha: this.alphaValue(),
+      memoryGiB: this.memoryGiB ?? undefined,
     });
-    if (opt(this.skipFirst) !== undefined) p.skipFirst = String(this.skipFirst);
-    if (opt(this.skipLast) !== undefined) p.skipLast = String(this.skipLast);
-    if (this.metric === 'random') p.seed = String(this.seed);
-    // the defaults stay out of the link, as they stay out of the run's identity (run-identity.ts)
-    if (this.comp !== DEFAULTS.comp) p.comp = this.comp;
-    if (fitsMap(this.comp) && this.alphaValue() !== 0) p.alpha = String(this.alphaValue());
-    if (this.memoryGiB !== null) p.memory = String(this.memoryGiB);
-    return p;
   }
 
   /** Write the settings into the page URL (replaceState: no history entry per change). */
