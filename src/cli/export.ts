@@ -169,7 +169,6 @@ export async function exportCommand(argv: string[], out: (s: string) => void): P
     await checkOutDir(dest);
   }
   const ck = await loadModelPath(required(v, 'model'), v.tokenizer as string | undefined);
-  checkExportable(ck, format);
   const entries = await exportFiles(ck, format, { maxShardSize, ...types });
   if (suffix === 'zip') await writeExportZip(dest, entries);
   else if (suffix === 'gguf') await writeExportFile(dest, entries[0]);

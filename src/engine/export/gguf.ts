@@ -220,11 +220,18 @@ function modelName(ck: Checkpoint): string {
   return base.replace(/\.bin$/, '') || 'model';
 }
 
-/** Throws a LopperError naming everything in `ck` a GGUF for llama.cpp cannot hold (the tokenizer included). */
-export function checkGguf(ck: Checkpoint): void {
+function checkArchitecture(ck: Checkpoint): void {
   const problems = ggufProblems(ck.config);
   if (problems.length) throw new LopperError('unsupported-config', `llama.cpp's GGUF cannot express this model: ${problems.join('; ')}`, ck.source);
-  ggufVocab(ck); // throws for a tokenizer it cannot convert
+}
+
+/**
+ * Throws a LopperError naming everything in `ck` a GGUF for llama.cpp cannot hold, the
+ * tokenizer included (converted to see: a command refuses before long work, not after).
+ */
+export function checkGguf(ck: Checkpoint): void {
+  checkArchitecture(ck);
+  ggufVocab(ck);
 }
 
 /**
@@ -233,7 +240,7 @@ export function checkGguf(ck: Checkpoint): void {
  * those rows), so the file is never in memory whole.
  */
 export function ggufChunks(ck: Checkpoint, opts: GgufOptions = {}): FileChunks & { type: GgufType } {
-  checkGguf(ck);
+  checkArchitecture(ck); // the tokenizer is converted once, below, and throws there
   const type = opts.ggufType ?? defaultGgufType(ck);
   if (!isGgufType(type)) throw new LopperError('bad-option', `unknown GGUF type "${String(type)}" (one of ${GGUF_TYPES.join(', ')})`);
   const arch = archOf(ck.config);
